@@ -1,0 +1,23 @@
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+
+.PHONY: build run test bench lint peers
+
+build: ## build a static binary into bin/hearth
+	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o bin/hearth ./cmd/hearth
+
+run: build ## run a local PDS on embedded defaults (dev mode)
+	./bin/hearth dev
+
+test: ## install the test peers and run every test
+	scripts/test.sh
+
+bench: ## run the benchmarks in bench/
+	go test -run '^$$' -bench . -benchmem ./bench/...
+
+lint: ## gofmt and go vet
+	test -z "$$(gofmt -l $$(git ls-files '*.go'))"
+	go vet ./...
+
+peers: ## install the test peers only
+	scripts/install-test-peers.sh

@@ -1,0 +1,446 @@
+package account
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/bluesky-social/indigo/atproto/atcrypto"
+	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/did-method-plc/go-didplc/didplc"
+
+	hnd "github.com/hearth-pds/hearth/handle"
+	"github.com/hearth-pds/hearth/identity"
+	"github.com/hearth-pds/hearth/repo"
+	"github.com/hearth-pds/hearth/store"
+)
+
+// HandleRules validates handles a user asks for.
+type HandleRules interface {
+	// Validate normalizes raw and checks it may be hosted here; hasDID
+	// reports whether the user brings an existing DID. Refusals implement
+	// XRPCError.
+	Validate(raw string, hasDID bool) (syntax.Handle, error)
+	// IsServiceHandle reports whether h is under one of our domains.
+	IsServiceHandle(h syntax.Handle) bool
+}
+
+// HandleResolver resolves a handle hosted elsewhere to the DID it claims.
+type HandleResolver interface {
+	ResolveHandle(ctx context.Context, h syntax.Handle) (syntax.DID, error)
+}
+
+// Identities publishes and reads did:plc identities.
+type Identities interface {
+	Genesis(handle string, signing atcrypto.PublicKey, recoveryKey string) (string, *didplc.RegularOp, error)
+	Submit(ctx context.Context, did string, op *didplc.RegularOp) error
+	UpdateHandle(ctx context.Context, did, handle string) error
+	Document(ctx context.Context, did string) (json.RawMessage, error)
+	Recommended(handle string, signing atcrypto.PublicKey) (identity.Credentials, error)
+}
+
+// Service runs the account lifecycle.
+type Service struct {
+	Store          store.Store
+	Identities     Identities
+	Handles        HandleRules
+	Resolver       HandleResolver
+	Tokens         *Tokens
+	InviteRequired bool
+	// Hostname names invite codes, as the official PDS does.
+	Hostname string
+	Logger   *slog.Logger
+
+	tids *syntax.TIDClock
+}
+
+// NewService wires a Service; every field of s must be set.
+func NewService(s Service) *Service {
+	s.tids = syntax.NewTIDClock(0)
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
+	return &s
+}
+
+// Session is a signed-in account with its tokens.
+type Session struct {
+	Account    *store.Account
+	AccessJWT  string
+	RefreshJWT string
+	DIDDoc     json.RawMessage
+	Scope      Scope
+}
+
+// CreateAccountInput is com.atproto.server.createAccount's input.
+type CreateAccountInput struct {
+	Email       string
+	Handle      string
+	DID         string
+	InviteCode  string
+	Password    string
+	RecoveryKey string
+}
+
+// maxPasswordLength bounds the work one login can cost the server; strength
+// policy is the client's, as with the official PDS.
+const maxPasswordLength = 256
+
+// CreateAccount signs a user up: checks, then a signing key, a did:plc
+// genesis operation published to the directory, and the account with its
+// first commit and invite use in one store transaction.
+func (s *Service) CreateAccount(ctx context.Context, in CreateAccountInput) (*Session, error) {
+	if in.DID != "" {
+		return nil, invalidRequest("Bringing an existing DID (account migration) is not supported yet")
+	}
+	email := strings.TrimSpace(in.Email)
+	if email == "" {
+		return nil, invalidRequest("Email is required")
+	}
+	if _, err := mail.ParseAddress(email); err != nil || strings.ContainsAny(email, " <>") {
+		return nil, invalidRequest("This email address is not supported, please use a different email.")
+	}
+	if in.Password == "" {
+		return nil, invalidRequest("Password is required")
+	}
+	if len(in.Password) > maxPasswordLength {
+		return nil, invalidRequest("Password too long")
+	}
+	h, err := s.Handles.Validate(in.Handle, false)
+	if err != nil {
+		return nil, err
+	}
+	handle := h.String()
+	if in.RecoveryKey != "" {
+		if _, err := atcrypto.ParsePublicDIDKey(in.RecoveryKey); err != nil {
+			return nil, invalidRequest("Recovery key must be a did:key")
+		}
+	}
+	if err := s.checkInvite(ctx, in.InviteCode); err != nil {
+		return nil, err
+	}
+	if _, err := s.Store.AccountByHandle(ctx, handle); err == nil {
+		return nil, &Error{"HandleNotAvailable", "Handle already taken: " + handle}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	if _, err := s.Store.AccountByEmail(ctx, email); err == nil {
+		return nil, invalidRequest("Email already taken: %s", email)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	passwordHash, err := hashPassword(in.Password)
+	if err != nil {
+		return nil, err
+	}
+
+	key, err := atcrypto.GeneratePrivateKeyK256()
+	if err != nil {
+		return nil, fmt.Errorf("generate signing key: %w", err)
+	}
+	pub, err := key.PublicKey()
+	if err != nil {
+		return nil, fmt.Errorf("signing public key: %w", err)
+	}
+	did, op, err := s.Identities.Genesis(handle, pub, in.RecoveryKey)
+	if err != nil {
+		return nil, err
+	}
+	rev := s.tids.Next().String()
+	root, blocks, err := repo.Genesis(did, key, rev)
+	if err != nil {
+		return nil, err
+	}
+	// Publish the identity before storing the account: an account whose DID
+	// does not resolve is useless, while a DID published for an account that
+	// then fails to store is harmless (it names nothing we serve).
+	if err := s.Identities.Submit(ctx, did, op); err != nil {
+		return nil, fmt.Errorf("publish did: %w", err)
+	}
+	now := time.Now().UTC()
+	na := store.NewAccount{
+		Account:    store.Account{DID: did, Handle: handle, Email: email, PasswordHash: passwordHash, CreatedAt: now},
+		SigningKey: key.Bytes(),
+		InviteCode: in.InviteCode,
+		RootCID:    root.String(),
+		Rev:        rev,
+	}
+	for _, b := range blocks {
+		na.Blocks = append(na.Blocks, store.Block{CID: b.CID.String(), Content: b.Data})
+	}
+	switch err := s.Store.CreateAccount(ctx, na); {
+	case errors.Is(err, store.ErrHandleTaken):
+		return nil, &Error{"HandleNotAvailable", "Handle already taken: " + handle}
+	case errors.Is(err, store.ErrEmailTaken):
+		return nil, invalidRequest("Email already taken: %s", email)
+	case errors.Is(err, store.ErrInviteUnavailable):
+		return nil, ErrInviteUnavailable
+	case err != nil:
+		return nil, fmt.Errorf("store account: %w", err)
+	}
+	s.Logger.Info("account created", "did", did, "handle", handle)
+	acct := na.Account
+	return s.issue(ctx, &acct, ScopeAccess, "")
+}
+
+func (s *Service) checkInvite(ctx context.Context, code string) error {
+	if !s.InviteRequired {
+		return nil
+	}
+	if code == "" {
+		return ErrNoInvite
+	}
+	ic, err := s.Store.InviteCode(ctx, code)
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrInviteUnavailable
+	}
+	if err != nil {
+		return err
+	}
+	if ic.Disabled || len(ic.Uses) >= ic.Available {
+		return ErrInviteUnavailable
+	}
+	return nil
+}
+
+// issue makes a new session: an access token and a stored refresh token.
+func (s *Service) issue(ctx context.Context, a *store.Account, scope Scope, appPassword string) (*Session, error) {
+	access, err := s.Tokens.Access(a.DID, scope)
+	if err != nil {
+		return nil, err
+	}
+	refresh, claims, err := s.Tokens.Refresh(a.DID)
+	if err != nil {
+		return nil, err
+	}
+	err = s.Store.PutRefreshToken(ctx, store.RefreshToken{ID: claims.ID, DID: a.DID, AppPasswordName: appPassword, ExpiresAt: claims.ExpiresAt})
+	if err != nil {
+		return nil, err
+	}
+	return &Session{Account: a, AccessJWT: access, RefreshJWT: refresh, Scope: scope, DIDDoc: s.document(ctx, a.DID)}, nil
+}
+
+// document is the account's DID document for session responses; a
+// directory outage must not block sign-in, so failures give none.
+func (s *Service) document(ctx context.Context, did string) json.RawMessage {
+	doc, err := s.Identities.Document(ctx, did)
+	if err != nil {
+		s.Logger.Warn("did document unavailable", "did", did, "err", err)
+		return nil
+	}
+	return doc
+}
+
+// lookup finds an account by handle, email or DID.
+func (s *Service) lookup(ctx context.Context, identifier string) (*store.Account, error) {
+	id := strings.ToLower(strings.TrimSpace(identifier))
+	switch {
+	case strings.HasPrefix(id, "did:"):
+		return s.Store.AccountByDID(ctx, strings.TrimSpace(identifier))
+	case strings.Contains(id, "@"):
+		return s.Store.AccountByEmail(ctx, id)
+	default:
+		return s.Store.AccountByHandle(ctx, id)
+	}
+}
+
+// CreateSession logs in with the account password or an app password.
+func (s *Service) CreateSession(ctx context.Context, identifier, password string) (*Session, error) {
+	if identifier == "" || password == "" {
+		return nil, ErrAuthFailed
+	}
+	a, err := s.lookup(ctx, identifier)
+	if errors.Is(err, store.ErrNotFound) {
+		// Spend the same work as a real check so timing does not tell
+		// which identifiers exist.
+		hashAppPassword("did:plc:none", password)
+		return nil, ErrAuthFailed
+	}
+	if err != nil {
+		return nil, err
+	}
+	ok, err := checkPassword(password, a.PasswordHash)
+	if err != nil {
+		return nil, fmt.Errorf("check password of %s: %w", a.DID, err)
+	}
+	scope, appName := ScopeAccess, ""
+	if !ok {
+		ap, err := s.Store.AppPasswordByHash(ctx, a.DID, hashAppPassword(a.DID, password))
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, ErrAuthFailed
+		}
+		if err != nil {
+			return nil, err
+		}
+		scope, appName = ScopeAppPass, ap.Name
+		if ap.Privileged {
+			scope = ScopeAppPassPrivileged
+		}
+	}
+	if a.TakedownRef != "" {
+		return nil, ErrAccountTakedown
+	}
+	return s.issue(ctx, a, scope, appName)
+}
+
+// RefreshSession rotates a refresh token: the presented one is revoked and
+// a new pair issued, keeping the session's scope.
+func (s *Service) RefreshSession(ctx context.Context, claims Claims) (*Session, error) {
+	old, err := s.Store.RefreshToken(ctx, claims.ID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrSessionRevoked
+	}
+	if err != nil {
+		return nil, err
+	}
+	a, err := s.Store.AccountByDID(ctx, old.DID)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrAccountNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if a.TakedownRef != "" {
+		return nil, ErrAccountTakedown
+	}
+	scope := ScopeAccess
+	if old.AppPasswordName != "" {
+		scope = ScopeAppPass
+		ap, err := s.appPassword(ctx, a.DID, old.AppPasswordName)
+		if err != nil {
+			return nil, err
+		}
+		if ap.Privileged {
+			scope = ScopeAppPassPrivileged
+		}
+	}
+	access, err := s.Tokens.Access(a.DID, scope)
+	if err != nil {
+		return nil, err
+	}
+	refresh, next, err := s.Tokens.Refresh(a.DID)
+	if err != nil {
+		return nil, err
+	}
+	err = s.Store.RotateRefreshToken(ctx, claims.ID, store.RefreshToken{
+		ID: next.ID, DID: a.DID, AppPasswordName: old.AppPasswordName, ExpiresAt: next.ExpiresAt})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrSessionRevoked
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Session{Account: a, AccessJWT: access, RefreshJWT: refresh, Scope: scope, DIDDoc: s.document(ctx, a.DID)}, nil
+}
+
+func (s *Service) appPassword(ctx context.Context, did, name string) (*store.AppPassword, error) {
+	list, err := s.Store.ListAppPasswords(ctx, did)
+	if err != nil {
+		return nil, err
+	}
+	for i := range list {
+		if list[i].Name == name {
+			return &list[i], nil
+		}
+	}
+	return nil, ErrSessionRevoked
+}
+
+// DeleteSession revokes a refresh token.
+func (s *Service) DeleteSession(ctx context.Context, claims Claims) error {
+	return s.Store.RevokeRefreshToken(ctx, claims.ID)
+}
+
+// Account returns a hosted account by DID.
+func (s *Service) Account(ctx context.Context, did string) (*store.Account, error) {
+	a, err := s.Store.AccountByDID(ctx, did)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrAccountNotFound
+	}
+	return a, err
+}
+
+// GetSession returns the session's account and DID document.
+func (s *Service) GetSession(ctx context.Context, did string) (*Session, error) {
+	a, err := s.Account(ctx, did)
+	if err != nil {
+		return nil, err
+	}
+	return &Session{Account: a, DIDDoc: s.document(ctx, did)}, nil
+}
+
+// UpdateHandle moves an account to a new handle: a PLC operation first,
+// then the local index, so the index never names a handle the DID document
+// does not.
+func (s *Service) UpdateHandle(ctx context.Context, did, raw string) error {
+	h, err := s.Handles.Validate(raw, true)
+	if err != nil {
+		return err
+	}
+	handle := h.String()
+	if !s.Handles.IsServiceHandle(h) {
+		// A custom domain must already point at the account, by DNS TXT
+		// or HTTPS well-known, before we publish it.
+		got, err := s.Resolver.ResolveHandle(ctx, h)
+		if err != nil || got.String() != did {
+			return hnd.ErrExternalHandleMismatch
+		}
+	}
+	if other, err := s.Store.AccountByHandle(ctx, handle); err == nil {
+		if other.DID == did {
+			return nil
+		}
+		return invalidRequest("Handle already taken: %s", handle)
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	if err := s.Identities.UpdateHandle(ctx, did, handle); err != nil {
+		return fmt.Errorf("publish handle: %w", err)
+	}
+	if err := s.Store.UpdateHandle(ctx, did, handle); errors.Is(err, store.ErrHandleTaken) {
+		return invalidRequest("Handle already taken: %s", handle)
+	} else if err != nil {
+		return err
+	}
+	s.Logger.Info("handle updated", "did", did, "handle", handle)
+	return nil
+}
+
+// RecommendedCredentials returns what the account's DID document should
+// hold for this PDS to serve it.
+func (s *Service) RecommendedCredentials(ctx context.Context, did string) (identity.Credentials, error) {
+	a, err := s.Account(ctx, did)
+	if err != nil {
+		return identity.Credentials{}, err
+	}
+	raw, err := s.Store.SigningKey(ctx, did)
+	if err != nil {
+		return identity.Credentials{}, fmt.Errorf("signing key of %s: %w", did, err)
+	}
+	key, err := atcrypto.ParsePrivateBytesK256(raw)
+	if err != nil {
+		return identity.Credentials{}, fmt.Errorf("parse signing key of %s: %w", did, err)
+	}
+	pub, err := key.PublicKey()
+	if err != nil {
+		return identity.Credentials{}, err
+	}
+	return s.Identities.Recommended(a.Handle, pub)
+}
+
+// randomString returns n characters of lower-case base32.
+func randomString(n int) string {
+	const alphabet = "abcdefghijklmnopqrstuvwxyz234567"
+	b := make([]byte, n)
+	rand.Read(b)
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b)
+}

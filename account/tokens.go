@@ -1,0 +1,168 @@
+package account
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Scope names carried by session JWTs, as the official PDS issues them.
+type Scope string
+
+const (
+	ScopeAccess            Scope = "com.atproto.access"
+	ScopeAppPass           Scope = "com.atproto.appPass"
+	ScopeAppPassPrivileged Scope = "com.atproto.appPassPrivileged"
+	ScopeRefresh           Scope = "com.atproto.refresh"
+)
+
+// Lifetimes of the official PDS.
+const (
+	AccessLifetime  = 2 * time.Hour
+	RefreshLifetime = 90 * 24 * time.Hour
+)
+
+const (
+	accessTyp      = "at+jwt"
+	refreshTyp     = "refresh+jwt"
+	leeway         = 5 * time.Second
+	refreshIDBytes = 32
+	maxTokenLength = 4096
+)
+
+// Token errors; xrpc maps them to ExpiredToken and InvalidToken.
+var (
+	ErrTokenExpired = errors.New("Token has expired")
+	ErrTokenInvalid = errors.New("Token could not be verified")
+	ErrTokenScope   = errors.New("Bad token scope")
+)
+
+// Claims are the verified contents of a session token.
+type Claims struct {
+	DID   string
+	Scope Scope
+	// ID is the jti of a refresh token (empty for access tokens).
+	ID        string
+	ExpiresAt time.Time
+}
+
+// Tokens signs and verifies session JWTs with PDS_JWT_SECRET (HS256), the
+// scheme of the official PDS, so sessions survive a switch between the two.
+type Tokens struct {
+	Secret     []byte
+	ServiceDID string
+	now        func() time.Time
+}
+
+type sessionClaims struct {
+	Scope Scope `json:"scope"`
+	jwt.RegisteredClaims
+}
+
+func (t *Tokens) clock() time.Time {
+	if t.now != nil {
+		return t.now()
+	}
+	return time.Now()
+}
+
+// Access issues an access token for did with scope.
+func (t *Tokens) Access(did string, scope Scope) (string, error) {
+	now := t.clock()
+	return t.sign(accessTyp, jwt.MapClaims{
+		"scope": scope,
+		"sub":   did,
+		"aud":   t.ServiceDID,
+		"iat":   now.Unix(),
+		"exp":   now.Add(AccessLifetime).Unix(),
+	})
+}
+
+// Refresh issues a refresh token for did with a fresh random jti.
+func (t *Tokens) Refresh(did string) (token string, claims Claims, err error) {
+	id := make([]byte, refreshIDBytes)
+	if _, err := rand.Read(id); err != nil {
+		return "", Claims{}, fmt.Errorf("refresh token id: %w", err)
+	}
+	now := t.clock()
+	claims = Claims{DID: did, Scope: ScopeRefresh, ID: base64.RawURLEncoding.EncodeToString(id), ExpiresAt: now.Add(RefreshLifetime).Truncate(time.Second)}
+	token, err = t.sign(refreshTyp, jwt.MapClaims{
+		"scope": ScopeRefresh,
+		"sub":   did,
+		"aud":   t.ServiceDID,
+		"jti":   claims.ID,
+		"iat":   now.Unix(),
+		"exp":   claims.ExpiresAt.Unix(),
+	})
+	return token, claims, err
+}
+
+// sign makes an HS256 JWT. The claims are a map so "aud" is a plain
+// string, as the official PDS writes it.
+func (t *Tokens) sign(typ string, c jwt.MapClaims) (string, error) {
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
+	tok.Header["typ"] = typ
+	s, err := tok.SignedString(t.Secret)
+	if err != nil {
+		return "", fmt.Errorf("sign %s: %w", typ, err)
+	}
+	return s, nil
+}
+
+// VerifyAccess checks an access token: signature, expiry, audience, type
+// and one of the access scopes.
+func (t *Tokens) VerifyAccess(token string) (Claims, error) {
+	c, err := t.verify(token, accessTyp)
+	if err != nil {
+		return Claims{}, err
+	}
+	switch c.Scope {
+	case ScopeAccess, ScopeAppPass, ScopeAppPassPrivileged:
+		return c, nil
+	}
+	return Claims{}, ErrTokenScope
+}
+
+// VerifyRefresh checks a refresh token: signature, expiry, audience, type,
+// the refresh scope and a jti.
+func (t *Tokens) VerifyRefresh(token string) (Claims, error) {
+	c, err := t.verify(token, refreshTyp)
+	if err != nil {
+		return Claims{}, err
+	}
+	if c.Scope != ScopeRefresh || c.ID == "" {
+		return Claims{}, ErrTokenScope
+	}
+	return c, nil
+}
+
+func (t *Tokens) verify(token, typ string) (Claims, error) {
+	if len(token) > maxTokenLength {
+		return Claims{}, ErrTokenInvalid
+	}
+	var sc sessionClaims
+	parsed, err := jwt.ParseWithClaims(token, &sc, func(*jwt.Token) (any, error) { return t.Secret, nil },
+		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithAudience(t.ServiceDID),
+		jwt.WithExpirationRequired(),
+		jwt.WithLeeway(leeway),
+		jwt.WithTimeFunc(t.clock),
+	)
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return Claims{}, ErrTokenExpired
+	case err != nil:
+		return Claims{}, ErrTokenInvalid
+	}
+	if h, _ := parsed.Header["typ"].(string); h != typ {
+		return Claims{}, ErrTokenScope
+	}
+	if sc.Subject == "" {
+		return Claims{}, ErrTokenInvalid
+	}
+	return Claims{DID: sc.Subject, Scope: sc.Scope, ID: sc.ID, ExpiresAt: sc.ExpiresAt.Time}, nil
+}

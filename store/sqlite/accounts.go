@@ -1,0 +1,159 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hearth-pds/hearth/store"
+)
+
+// CreateAccount writes the account, its key, its invite use and its first
+// commit in one transaction.
+func (s *Store) CreateAccount(ctx context.Context, a store.NewAccount) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO account
+			(did, handle, email, password_hash, email_confirmed_at, invites_disabled, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			a.DID, nullString(a.Handle), a.Email, a.PasswordHash, fmtTimePtr(a.EmailConfirmedAt),
+			a.InvitesDisabled, fmtTime(a.CreatedAt))
+		if cols, ok := uniqueViolation(err); ok {
+			switch {
+			case strings.Contains(cols, "handle"):
+				return store.ErrHandleTaken
+			case strings.Contains(cols, "email"):
+				return store.ErrEmailTaken
+			default:
+				return store.ErrDIDTaken
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("insert account: %w", err)
+		}
+		if a.InviteCode != "" {
+			if err := useInvite(ctx, tx, a.InviteCode, a.DID, a.CreatedAt); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO signing_key (did, private_key) VALUES (?, ?)", a.DID, a.SigningKey); err != nil {
+			return fmt.Errorf("insert signing key: %w", err)
+		}
+		for _, b := range a.Blocks {
+			if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO repo_block (did, cid, rev, content) VALUES (?, ?, ?, ?)",
+				a.DID, b.CID, a.Rev, b.Content); err != nil {
+				return fmt.Errorf("insert repo block: %w", err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO repo_root (did, cid, rev) VALUES (?, ?, ?)", a.DID, a.RootCID, a.Rev); err != nil {
+			return fmt.Errorf("insert repo root: %w", err)
+		}
+		return nil
+	})
+}
+
+// useInvite consumes one use of code: the availability check and the use
+// row are in the caller's write transaction, so two sign-ups racing for the
+// last use cannot both win.
+func useInvite(ctx context.Context, tx *sql.Tx, code, did string, at time.Time) error {
+	var available, disabled, used int
+	err := tx.QueryRowContext(ctx, `SELECT available, disabled,
+		(SELECT count(*) FROM invite_code_use u WHERE u.code = c.code)
+		FROM invite_code c WHERE code = ?`, code).Scan(&available, &disabled, &used)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrInviteUnavailable
+	}
+	if err != nil {
+		return fmt.Errorf("read invite code: %w", err)
+	}
+	if disabled != 0 || used >= available {
+		return store.ErrInviteUnavailable
+	}
+	if _, err := tx.ExecContext(ctx, "INSERT INTO invite_code_use (code, used_by, used_at) VALUES (?, ?, ?)", code, did, fmtTime(at)); err != nil {
+		return fmt.Errorf("insert invite use: %w", err)
+	}
+	return nil
+}
+
+const accountColumns = `did, coalesce(handle, ''), email, password_hash, email_confirmed_at,
+	invites_disabled, created_at, deactivated_at, coalesce(takedown_ref, '')`
+
+func (s *Store) accountWhere(ctx context.Context, where string, arg any) (*store.Account, error) {
+	var (
+		a                      store.Account
+		confirmed, deactivated sql.NullString
+		created                string
+	)
+	err := s.read.QueryRowContext(ctx, "SELECT "+accountColumns+" FROM account WHERE "+where, arg).Scan(
+		&a.DID, &a.Handle, &a.Email, &a.PasswordHash, &confirmed, &a.InvitesDisabled, &created, &deactivated, &a.TakedownRef)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read account: %w", err)
+	}
+	a.CreatedAt = parseTime(created)
+	a.EmailConfirmedAt = parseTimePtr(confirmed)
+	a.DeactivatedAt = parseTimePtr(deactivated)
+	return &a, nil
+}
+
+// AccountByDID implements store.Store.
+func (s *Store) AccountByDID(ctx context.Context, did string) (*store.Account, error) {
+	return s.accountWhere(ctx, "did = ?", did)
+}
+
+// AccountByHandle implements store.Store.
+func (s *Store) AccountByHandle(ctx context.Context, handle string) (*store.Account, error) {
+	return s.accountWhere(ctx, "handle = ?", handle)
+}
+
+// AccountByEmail implements store.Store.
+func (s *Store) AccountByEmail(ctx context.Context, email string) (*store.Account, error) {
+	return s.accountWhere(ctx, "email = ?", email)
+}
+
+// UpdateHandle implements store.Store.
+func (s *Store) UpdateHandle(ctx context.Context, did, handle string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE account SET handle = ? WHERE did = ?", handle, did)
+		if _, ok := uniqueViolation(err); ok {
+			return store.ErrHandleTaken
+		}
+		if err != nil {
+			return fmt.Errorf("update handle: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+}
+
+// SigningKey implements store.Store.
+func (s *Store) SigningKey(ctx context.Context, did string) ([]byte, error) {
+	var key []byte
+	err := s.read.QueryRowContext(ctx, "SELECT private_key FROM signing_key WHERE did = ?", did).Scan(&key)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read signing key: %w", err)
+	}
+	return key, nil
+}
+
+// RepoRoot implements store.Store.
+func (s *Store) RepoRoot(ctx context.Context, did string) (*store.RepoRoot, error) {
+	r := store.RepoRoot{DID: did}
+	err := s.read.QueryRowContext(ctx, "SELECT cid, rev FROM repo_root WHERE did = ?", did).Scan(&r.CID, &r.Rev)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read repo root: %w", err)
+	}
+	return &r, nil
+}

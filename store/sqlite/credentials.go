@@ -1,0 +1,130 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hearth-pds/hearth/store"
+)
+
+// CreateAppPassword implements store.Store.
+func (s *Store) CreateAppPassword(ctx context.Context, p store.AppPassword) error {
+	_, err := s.write.ExecContext(ctx, `INSERT INTO app_password (did, name, password_hash, privileged, created_at)
+		VALUES (?, ?, ?, ?, ?)`, p.DID, p.Name, p.PasswordHash, p.Privileged, fmtTime(p.CreatedAt))
+	if _, ok := uniqueViolation(err); ok {
+		return store.ErrDuplicate
+	}
+	if err != nil {
+		return fmt.Errorf("insert app password: %w", err)
+	}
+	return nil
+}
+
+// AppPasswordByHash implements store.Store.
+func (s *Store) AppPasswordByHash(ctx context.Context, did, hash string) (*store.AppPassword, error) {
+	p := store.AppPassword{DID: did, PasswordHash: hash}
+	var created string
+	err := s.read.QueryRowContext(ctx, `SELECT name, privileged, created_at FROM app_password
+		WHERE did = ? AND password_hash = ?`, did, hash).Scan(&p.Name, &p.Privileged, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read app password: %w", err)
+	}
+	p.CreatedAt = parseTime(created)
+	return &p, nil
+}
+
+// ListAppPasswords implements store.Store.
+func (s *Store) ListAppPasswords(ctx context.Context, did string) ([]store.AppPassword, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT name, privileged, created_at FROM app_password
+		WHERE did = ? ORDER BY created_at, name`, did)
+	if err != nil {
+		return nil, fmt.Errorf("list app passwords: %w", err)
+	}
+	defer rows.Close()
+	var out []store.AppPassword
+	for rows.Next() {
+		p := store.AppPassword{DID: did}
+		var created string
+		if err := rows.Scan(&p.Name, &p.Privileged, &created); err != nil {
+			return nil, fmt.Errorf("list app passwords: %w", err)
+		}
+		p.CreatedAt = parseTime(created)
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// DeleteAppPassword implements store.Store.
+func (s *Store) DeleteAppPassword(ctx context.Context, did, name string) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "DELETE FROM app_password WHERE did = ? AND name = ?", did, name); err != nil {
+			return fmt.Errorf("delete app password: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM refresh_token WHERE did = ? AND app_password_name = ?", did, name); err != nil {
+			return fmt.Errorf("revoke app password sessions: %w", err)
+		}
+		return nil
+	})
+}
+
+// PutRefreshToken implements store.Store.
+func (s *Store) PutRefreshToken(ctx context.Context, t store.RefreshToken) error {
+	return s.tx(ctx, func(tx *sql.Tx) error { return putRefreshToken(ctx, tx, t) })
+}
+
+func putRefreshToken(ctx context.Context, tx *sql.Tx, t store.RefreshToken) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO refresh_token (id, did, app_password_name, expires_at)
+		VALUES (?, ?, ?, ?)`, t.ID, t.DID, nullString(t.AppPasswordName), fmtTime(t.ExpiresAt))
+	if err != nil {
+		return fmt.Errorf("insert refresh token: %w", err)
+	}
+	return nil
+}
+
+// RefreshToken implements store.Store.
+func (s *Store) RefreshToken(ctx context.Context, id string) (*store.RefreshToken, error) {
+	t := store.RefreshToken{ID: id}
+	var expires string
+	err := s.read.QueryRowContext(ctx, `SELECT did, coalesce(app_password_name, ''), expires_at
+		FROM refresh_token WHERE id = ? AND expires_at > ?`, id, fmtTime(time.Now())).Scan(&t.DID, &t.AppPasswordName, &expires)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read refresh token: %w", err)
+	}
+	t.ExpiresAt = parseTime(expires)
+	return &t, nil
+}
+
+// RotateRefreshToken implements store.Store. Expired tokens of the same
+// account are swept on the way, which keeps the table from growing.
+func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next store.RefreshToken) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "DELETE FROM refresh_token WHERE id = ? AND expires_at > ?", oldID, fmtTime(time.Now()))
+		if err != nil {
+			return fmt.Errorf("revoke refresh token: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return store.ErrNotFound
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM refresh_token WHERE did = ? AND expires_at <= ?", next.DID, fmtTime(time.Now())); err != nil {
+			return fmt.Errorf("sweep refresh tokens: %w", err)
+		}
+		return putRefreshToken(ctx, tx, next)
+	})
+}
+
+// RevokeRefreshToken implements store.Store.
+func (s *Store) RevokeRefreshToken(ctx context.Context, id string) error {
+	if _, err := s.write.ExecContext(ctx, "DELETE FROM refresh_token WHERE id = ?", id); err != nil {
+		return fmt.Errorf("revoke refresh token: %w", err)
+	}
+	return nil
+}

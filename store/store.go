@@ -1,0 +1,178 @@
+// Package store holds the records Hearth persists and the contract every
+// database engine implements (store/sqlite now, store/postgres later).
+//
+// The contract is deliberately coarse: an operation that must be atomic for
+// the protocol (creating an account with its invite use, its keys and its
+// first commit) is one method, so each engine runs it in one transaction and
+// no caller can leave half of it behind.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors an engine returns; callers test them with errors.Is.
+var (
+	// ErrNotFound: the looked-up row does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrHandleTaken: another account already has the handle.
+	ErrHandleTaken = errors.New("handle already taken")
+	// ErrEmailTaken: another account already has the email address.
+	ErrEmailTaken = errors.New("email already taken")
+	// ErrDIDTaken: an account with the DID already exists.
+	ErrDIDTaken = errors.New("did already exists")
+	// ErrInviteUnavailable: the invite code does not exist, is disabled or
+	// has no uses left at the moment of use.
+	ErrInviteUnavailable = errors.New("invite code not available")
+	// ErrDuplicate: a row with the same key already exists (app password name).
+	ErrDuplicate = errors.New("duplicate")
+)
+
+// Account is one hosted account.
+type Account struct {
+	DID              string
+	Handle           string // empty when the account has none
+	Email            string
+	PasswordHash     string
+	EmailConfirmedAt *time.Time
+	InvitesDisabled  bool
+	CreatedAt        time.Time
+	DeactivatedAt    *time.Time
+	TakedownRef      string
+}
+
+// Active reports whether the account may act (not deactivated or taken down).
+func (a *Account) Active() bool { return a.DeactivatedAt == nil && a.TakedownRef == "" }
+
+// Status is the account status name used by the API ("" when active).
+func (a *Account) Status() string {
+	switch {
+	case a.TakedownRef != "":
+		return "takendown"
+	case a.DeactivatedAt != nil:
+		return "deactivated"
+	}
+	return ""
+}
+
+// Block is one content-addressed block of a repository.
+type Block struct {
+	CID     string
+	Content []byte
+}
+
+// NewAccount is everything written when an account is created, in one
+// transaction: the account row, its signing key, the use of an invite code
+// and the repository's first commit.
+type NewAccount struct {
+	Account
+	// SigningKey is the account's repo signing key, exported bytes.
+	SigningKey []byte
+	// InviteCode, when set, is consumed atomically (ErrInviteUnavailable when
+	// it has no use left).
+	InviteCode string
+	// Root is the first commit: its CID, rev and blocks.
+	RootCID string
+	Rev     string
+	Blocks  []Block
+}
+
+// RepoRoot is the current head of an account's repository.
+type RepoRoot struct {
+	DID string
+	CID string
+	Rev string
+}
+
+// AppPassword is a named password with restricted scope.
+type AppPassword struct {
+	DID          string
+	Name         string
+	PasswordHash string
+	Privileged   bool
+	CreatedAt    time.Time
+}
+
+// RefreshToken is a stored refresh token; access tokens are stateless.
+type RefreshToken struct {
+	ID              string // the JWT's jti
+	DID             string
+	AppPasswordName string // empty for a full session
+	ExpiresAt       time.Time
+}
+
+// InviteCode is an invite with its uses.
+type InviteCode struct {
+	Code       string
+	Available  int
+	Disabled   bool
+	ForAccount string
+	CreatedBy  string
+	CreatedAt  time.Time
+	Uses       []InviteUse
+}
+
+// InviteUse records one account created with a code.
+type InviteUse struct {
+	UsedBy string
+	UsedAt time.Time
+}
+
+// Store is the persistence contract. Every method is safe for concurrent use.
+type Store interface {
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+	Close() error
+
+	// CreateAccount writes a NewAccount atomically. Errors: ErrHandleTaken,
+	// ErrEmailTaken, ErrDIDTaken, ErrInviteUnavailable; on any error
+	// nothing is written.
+	CreateAccount(ctx context.Context, a NewAccount) error
+	// Account lookups return ErrNotFound when there is no match. Email
+	// matching is case-insensitive.
+	AccountByDID(ctx context.Context, did string) (*Account, error)
+	AccountByHandle(ctx context.Context, handle string) (*Account, error)
+	AccountByEmail(ctx context.Context, email string) (*Account, error)
+	// UpdateHandle sets an account's handle (ErrHandleTaken, ErrNotFound).
+	UpdateHandle(ctx context.Context, did, handle string) error
+	// SigningKey returns an account's repo signing key bytes.
+	SigningKey(ctx context.Context, did string) ([]byte, error)
+
+	// RepoRoot returns the current head of a repository (ErrNotFound).
+	RepoRoot(ctx context.Context, did string) (*RepoRoot, error)
+
+	// CreateAppPassword stores a new app password (ErrDuplicate on the name).
+	CreateAppPassword(ctx context.Context, p AppPassword) error
+	// AppPasswordByHash finds the app password of did whose hash is hash
+	// (ErrNotFound); hashes are deterministic per account for this lookup.
+	AppPasswordByHash(ctx context.Context, did, hash string) (*AppPassword, error)
+	// ListAppPasswords lists an account's app passwords, oldest first.
+	ListAppPasswords(ctx context.Context, did string) ([]AppPassword, error)
+	// DeleteAppPassword removes an app password and revokes every refresh
+	// token made with it. Deleting an unknown name is not an error.
+	DeleteAppPassword(ctx context.Context, did, name string) error
+
+	// PutRefreshToken stores a refresh token.
+	PutRefreshToken(ctx context.Context, t RefreshToken) error
+	// RefreshToken returns a live refresh token (ErrNotFound when unknown,
+	// revoked or expired).
+	RefreshToken(ctx context.Context, id string) (*RefreshToken, error)
+	// RotateRefreshToken revokes old and stores next atomically. It returns
+	// ErrNotFound, writing nothing, when old is no longer live, so a token
+	// can be rotated only once.
+	RotateRefreshToken(ctx context.Context, oldID string, next RefreshToken) error
+	// RevokeRefreshToken deletes a refresh token; unknown ids are ignored.
+	RevokeRefreshToken(ctx context.Context, id string) error
+
+	// CreateInviteCodes stores new invite codes.
+	CreateInviteCodes(ctx context.Context, codes []InviteCode) error
+	// InviteCode returns a code with its uses (ErrNotFound).
+	InviteCode(ctx context.Context, code string) (*InviteCode, error)
+	// AccountInviteCodes lists the codes made for an account, with uses.
+	AccountInviteCodes(ctx context.Context, did string) ([]InviteCode, error)
+	// DisableInviteCodes disables the given codes and every code made for
+	// the given accounts.
+	DisableInviteCodes(ctx context.Context, codes, accounts []string) error
+}

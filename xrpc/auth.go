@@ -1,0 +1,91 @@
+package xrpc
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"strings"
+
+	"github.com/hearth-pds/hearth/account"
+)
+
+// authLevel is what a route demands of its caller.
+type authLevel int
+
+const (
+	authNone       authLevel = iota
+	authAccess               // any access token, app passwords included
+	authAccessFull           // access token of a full (non app-password) session
+	authPrivileged           // full session or privileged app password
+	authRefresh              // a refresh token
+	authAdmin                // HTTP Basic admin:PDS_ADMIN_PASSWORD
+	authAccessOrAdmin
+)
+
+// caller is who made a request, as established by its route's auth level.
+type caller struct {
+	DID     string
+	Scope   account.Scope
+	Refresh account.Claims // set for authRefresh routes
+	Admin   bool
+}
+
+// authenticate checks r against level.
+func (s *Server) authenticate(r *http.Request, level authLevel) (caller, error) {
+	switch level {
+	case authNone:
+		return caller{}, nil
+	case authAdmin:
+		if s.isAdmin(r) {
+			return caller{Admin: true}, nil
+		}
+		return caller{}, errAdminRequired
+	case authAccessOrAdmin:
+		if s.isAdmin(r) {
+			return caller{Admin: true}, nil
+		}
+		return s.authenticate(r, authAccess)
+	}
+	token, ok := bearer(r)
+	if !ok {
+		return caller{}, errAuthRequired
+	}
+	if level == authRefresh {
+		c, err := s.tokens.VerifyRefresh(token)
+		if err != nil {
+			return caller{}, err
+		}
+		return caller{DID: c.DID, Scope: c.Scope, Refresh: c}, nil
+	}
+	c, err := s.tokens.VerifyAccess(token)
+	if err != nil {
+		return caller{}, err
+	}
+	switch {
+	case level == authAccessFull && c.Scope != account.ScopeAccess,
+		level == authPrivileged && c.Scope == account.ScopeAppPass:
+		return caller{}, account.ErrTokenScope
+	}
+	return caller{DID: c.DID, Scope: c.Scope}, nil
+}
+
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", false
+	}
+	return strings.TrimSpace(token), true
+}
+
+// isAdmin checks HTTP Basic admin:PDS_ADMIN_PASSWORD in constant time
+// (hashing first so the comparison does not leak the length).
+func (s *Server) isAdmin(r *http.Request) bool {
+	user, pass, ok := r.BasicAuth()
+	if !ok || user != "admin" || s.adminPassword == "" {
+		return false
+	}
+	got := sha256.Sum256([]byte(pass))
+	want := sha256.Sum256([]byte(s.adminPassword))
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+}

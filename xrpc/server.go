@@ -1,0 +1,259 @@
+// Package xrpc is Hearth's HTTP face: the route table of XRPC methods with
+// the auth each demands, the handlers (named after their NSID), the one
+// mapping from errors to the XRPC error body, CORS, body limits and request
+// logging. Handlers parse input at the edge and call domain packages.
+package xrpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/bluesky-social/indigo/atproto/syntax"
+
+	"github.com/hearth-pds/hearth/account"
+)
+
+// maxJSONBody is the largest JSON request body accepted, the official
+// PDS's limit.
+const maxJSONBody = 150 * 1024
+
+// Describe is what com.atproto.server.describeServer reports.
+type Describe struct {
+	DID                  string
+	AvailableUserDomains []string
+	InviteCodeRequired   bool
+	PrivacyPolicyURL     string
+	TermsOfServiceURL    string
+	ContactEmail         string
+	Hostname             string
+	HomeURL              string
+}
+
+// Pinger checks the store answers, for /xrpc/_health.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// HandleResolver resolves handles hosted elsewhere.
+type HandleResolver interface {
+	ResolveHandle(ctx context.Context, h syntax.Handle) (syntax.DID, error)
+}
+
+// Config is everything the HTTP layer needs.
+type Config struct {
+	Version       string
+	AdminPassword string
+	Describe      Describe
+	Accounts      *account.Service
+	Tokens        *account.Tokens
+	Store         Pinger
+	Handles       HandleResolver
+	// HandleDomains are the service handle suffixes (".example.com"),
+	// used to answer /.well-known/atproto-did and /tls-check.
+	HandleDomains []string
+	Logger        *slog.Logger
+	// LogRequests writes one log line per request.
+	LogRequests bool
+}
+
+// Server serves the PDS's HTTP API.
+type Server struct {
+	version       string
+	adminPassword string
+	describe      Describe
+	accounts      *account.Service
+	tokens        *account.Tokens
+	store         Pinger
+	handles       HandleResolver
+	handleDomains []string
+	log           *slog.Logger
+	logRequests   bool
+
+	methods map[string]route
+	mux     *http.ServeMux
+}
+
+// handlerFunc is an XRPC method: it writes its response or returns an error
+// for toError to render.
+type handlerFunc func(w http.ResponseWriter, r *http.Request, c caller) error
+
+type route struct {
+	method string // GET for queries, POST for procedures
+	auth   authLevel
+	h      handlerFunc
+}
+
+// New builds the server and its route table.
+func New(cfg Config) *Server {
+	s := &Server{
+		version:       cfg.Version,
+		adminPassword: cfg.AdminPassword,
+		describe:      cfg.Describe,
+		accounts:      cfg.Accounts,
+		tokens:        cfg.Tokens,
+		store:         cfg.Store,
+		handles:       cfg.Handles,
+		handleDomains: cfg.HandleDomains,
+		log:           cfg.Logger,
+		logRequests:   cfg.LogRequests,
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	const get, post = http.MethodGet, http.MethodPost
+	// The route table: every XRPC method, its verb, its auth and handler.
+	s.methods = map[string]route{
+		"com.atproto.server.describeServer":                 {get, authNone, s.describeServer},
+		"com.atproto.server.createAccount":                  {post, authNone, s.createAccount},
+		"com.atproto.server.createSession":                  {post, authNone, s.createSession},
+		"com.atproto.server.getSession":                     {get, authAccess, s.getSession},
+		"com.atproto.server.refreshSession":                 {post, authRefresh, s.refreshSession},
+		"com.atproto.server.deleteSession":                  {post, authRefresh, s.deleteSession},
+		"com.atproto.server.createAppPassword":              {post, authAccessFull, s.createAppPassword},
+		"com.atproto.server.listAppPasswords":               {get, authAccess, s.listAppPasswords},
+		"com.atproto.server.revokeAppPassword":              {post, authAccessFull, s.revokeAppPassword},
+		"com.atproto.server.createInviteCode":               {post, authAdmin, s.createInviteCode},
+		"com.atproto.server.createInviteCodes":              {post, authAdmin, s.createInviteCodes},
+		"com.atproto.server.getAccountInviteCodes":          {get, authAccessFull, s.getAccountInviteCodes},
+		"com.atproto.admin.disableInviteCodes":              {post, authAdmin, s.disableInviteCodes},
+		"com.atproto.identity.resolveHandle":                {get, authNone, s.resolveHandle},
+		"com.atproto.identity.updateHandle":                 {post, authPrivileged, s.updateHandle},
+		"com.atproto.identity.getRecommendedDidCredentials": {get, authAccess, s.getRecommendedDidCredentials},
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", s.banner)
+	mux.HandleFunc("GET /robots.txt", s.robots)
+	mux.HandleFunc("GET /xrpc/_health", s.health)
+	mux.HandleFunc("GET /.well-known/atproto-did", s.wellKnownDID)
+	mux.HandleFunc("GET /tls-check", s.tlsCheck)
+	mux.HandleFunc("/xrpc/{nsid}", s.serveXRPC)
+	s.mux = mux
+	return s
+}
+
+// ServeHTTP applies CORS and request logging around the routes.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	if cors(rec, r) {
+		s.logRequest(r, rec.status, start)
+		return
+	}
+	s.mux.ServeHTTP(rec, r)
+	s.logRequest(r, rec.status, start)
+}
+
+func (s *Server) logRequest(r *http.Request, status int, start time.Time) {
+	if !s.logRequests {
+		return
+	}
+	s.log.Info("request", "method", r.Method, "path", r.URL.Path, "status", status,
+		"duration_ms", float64(time.Since(start).Microseconds())/1000, "remote", r.RemoteAddr,
+		"user_agent", r.UserAgent())
+}
+
+// serveXRPC dispatches /xrpc/{nsid} through the route table.
+func (s *Server) serveXRPC(w http.ResponseWriter, r *http.Request) {
+	nsid := r.PathValue("nsid")
+	rt, ok := s.methods[nsid]
+	if !ok {
+		writeError(w, errNotImpl)
+		return
+	}
+	if r.Method != rt.method && !(rt.method == http.MethodGet && r.Method == http.MethodHead) {
+		writeError(w, invalidRequest("Incorrect HTTP method ("+r.Method+") expected "+rt.method))
+		return
+	}
+	c, err := s.authenticate(r, rt.auth)
+	if err == nil {
+		err = rt.h(w, r, c)
+	}
+	if err != nil {
+		writeError(w, toError(err, s.log, r))
+	}
+}
+
+// decodeBody reads a JSON procedure input into v, within the body limit.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			return invalidRequest("Wrong request encoding (Content-Type): " + ct)
+		}
+	}
+	body := http.MaxBytesReader(w, r.Body, maxJSONBody)
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return errTooLarge
+		case errors.Is(err, io.EOF):
+			return invalidRequest("Request body is required")
+		}
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return invalidRequest("Input/" + te.Field + " has the wrong type")
+		}
+		return invalidRequest("Unable to parse request body: " + err.Error())
+	}
+	if _, err := io.Copy(io.Discard, body); err != nil {
+		return errTooLarge
+	}
+	return nil
+}
+
+// statusRecorder remembers the status written, for the request log.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// Flush and Unwrap keep streaming responses working through the recorder.
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// cors answers preflights and marks every response readable cross-origin,
+// as the official PDS does (apps run in browsers on other origins). It
+// reports whether the request was a preflight and is fully answered.
+func cors(w http.ResponseWriter, r *http.Request) bool {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", "*")
+	if r.Method != http.MethodOptions || r.Header.Get("Access-Control-Request-Method") == "" {
+		return false
+	}
+	h.Set("Access-Control-Allow-Methods", "GET,HEAD,PUT,PATCH,POST,DELETE")
+	if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
+		h.Set("Access-Control-Allow-Headers", req)
+		h.Add("Vary", "Access-Control-Request-Headers")
+	}
+	h.Set("Access-Control-Max-Age", "86400")
+	h.Set("Content-Length", "0")
+	w.WriteHeader(http.StatusNoContent)
+	return true
+}
+
+// hostOnly strips a port from a Host header value and lower-cases it.
+func hostOnly(host string) string {
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+		host = host[:i]
+	}
+	return strings.ToLower(strings.TrimSuffix(host, "."))
+}
