@@ -76,10 +76,8 @@ assert.equal(sess.data.didDoc?.id, did, 'didDoc in getSession')
 
 // refreshSession rotates the refresh token; the old one stops working
 const oldRefresh = agent.session.refreshJwt
-const oldAccess = agent.session.accessJwt
 await agent.sessionManager.refreshSession()
 assert.notEqual(agent.session.refreshJwt, oldRefresh, 'refresh token rotated')
-assert.notEqual(agent.session.accessJwt, oldAccess, 'access token renewed')
 assert.equal((await agent.com.atproto.server.getSession()).data.did, did, 'new access token works')
 const replay = await fetch(`${service}/xrpc/com.atproto.server.refreshSession`, {
   method: 'POST',
