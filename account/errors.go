@@ -26,6 +26,5 @@ var (
 	ErrInviteUnavailable = &Error{"InvalidInviteCode", "Provided invite code not available"}
 	ErrSessionRevoked    = &Error{"ExpiredToken", "Token has been revoked"}
 	ErrAccountNotFound   = &Error{"AccountNotFound", "Account not found"}
-	ErrAppPassForbidden  = &Error{"InvalidToken", "Bad token scope"}
 	ErrAccountTakedown   = &Error{"AccountTakedown", "Account has been taken down"}
 )

@@ -88,45 +88,46 @@ type CreateAccountInput struct {
 	RecoveryKey string
 }
 
-// maxPasswordLength bounds the work one login can cost the server; strength
-// policy is the client's, as with the official PDS.
-const maxPasswordLength = 256
+// Password limits of the official PDS: sign-up refuses over 256
+// characters, login over 512 (older accounts may have longer ones).
+const (
+	maxPasswordLength      = 256
+	maxLoginPasswordLength = 512
+)
 
-// CreateAccount signs a user up: checks, then a signing key, a did:plc
-// genesis operation published to the directory, and the account with its
-// first commit and invite use in one store transaction.
+// CreateAccount signs a user up: checks in the official PDS's order, then
+// a signing key, a did:plc genesis operation published to the directory,
+// and the account with its first commit and invite use in one store
+// transaction.
 func (s *Service) CreateAccount(ctx context.Context, in CreateAccountInput) (*Session, error) {
-	if in.DID != "" {
-		return nil, invalidRequest("Bringing an existing DID (account migration) is not supported yet")
+	if len(in.Password) > maxPasswordLength {
+		return nil, invalidRequest("Password too long. Maximum length is %d characters.", maxPasswordLength)
+	}
+	if s.InviteRequired && in.InviteCode == "" {
+		return nil, ErrNoInvite
 	}
 	email := strings.TrimSpace(in.Email)
 	if email == "" {
 		return nil, invalidRequest("Email is required")
 	}
-	if _, err := mail.ParseAddress(email); err != nil || strings.ContainsAny(email, " <>") {
+	if !validEmail(email) {
 		return nil, invalidRequest("This email address is not supported, please use a different email.")
 	}
+	// Unlike the official PDS, which creates an account nobody can log in
+	// to, an empty password is refused.
 	if in.Password == "" {
 		return nil, invalidRequest("Password is required")
 	}
-	if len(in.Password) > maxPasswordLength {
-		return nil, invalidRequest("Password too long")
-	}
-	h, err := s.Handles.Validate(in.Handle, false)
+	h, err := s.Handles.Validate(in.Handle, in.DID != "")
 	if err != nil {
 		return nil, err
 	}
 	handle := h.String()
-	if in.RecoveryKey != "" {
-		if _, err := atcrypto.ParsePublicDIDKey(in.RecoveryKey); err != nil {
-			return nil, invalidRequest("Recovery key must be a did:key")
-		}
-	}
 	if err := s.checkInvite(ctx, in.InviteCode); err != nil {
 		return nil, err
 	}
 	if _, err := s.Store.AccountByHandle(ctx, handle); err == nil {
-		return nil, &Error{"HandleNotAvailable", "Handle already taken: " + handle}
+		return nil, invalidRequest("Handle already taken: %s", handle)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
@@ -134,6 +135,16 @@ func (s *Service) CreateAccount(ctx context.Context, in CreateAccountInput) (*Se
 		return nil, invalidRequest("Email already taken: %s", email)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
+	}
+	if in.DID != "" {
+		// Bringing an existing DID (account migration) needs service auth
+		// from the account, which no anonymous request carries.
+		return nil, &Error{"AuthenticationRequired", "Missing auth to create account with did: " + in.DID}
+	}
+	if in.RecoveryKey != "" {
+		if _, err := atcrypto.ParsePublicDIDKey(in.RecoveryKey); err != nil {
+			return nil, invalidRequest("Unsupported key type %s: %v", in.RecoveryKey, err)
+		}
 	}
 	passwordHash, err := hashPassword(in.Password)
 	if err != nil {
@@ -176,7 +187,7 @@ func (s *Service) CreateAccount(ctx context.Context, in CreateAccountInput) (*Se
 	}
 	switch err := s.Store.CreateAccount(ctx, na); {
 	case errors.Is(err, store.ErrHandleTaken):
-		return nil, &Error{"HandleNotAvailable", "Handle already taken: " + handle}
+		return nil, invalidRequest("Handle already taken: %s", handle)
 	case errors.Is(err, store.ErrEmailTaken):
 		return nil, invalidRequest("Email already taken: %s", email)
 	case errors.Is(err, store.ErrInviteUnavailable):
@@ -189,12 +200,22 @@ func (s *Service) CreateAccount(ctx context.Context, in CreateAccountInput) (*Se
 	return s.issue(ctx, &acct, ScopeAccess, "")
 }
 
-func (s *Service) checkInvite(ctx context.Context, code string) error {
-	if !s.InviteRequired {
-		return nil
+// validEmail accepts one plain address whose domain has a dot.
+func validEmail(email string) bool {
+	addr, err := mail.ParseAddress(email)
+	if err != nil || addr.Address != email {
+		return false
 	}
+	_, domain, _ := strings.Cut(email, "@")
+	return strings.Contains(domain, ".") && !strings.HasPrefix(domain, ".") && !strings.HasSuffix(domain, ".")
+}
+
+// checkInvite checks a code is usable now; the store checks again when it
+// consumes it. A code given when none is required is checked too, before
+// anything is published, so a bad one leaves no orphan DID behind.
+func (s *Service) checkInvite(ctx context.Context, code string) error {
 	if code == "" {
-		return ErrNoInvite
+		return nil
 	}
 	ic, err := s.Store.InviteCode(ctx, code)
 	if errors.Is(err, store.ErrNotFound) {
@@ -215,7 +236,7 @@ func (s *Service) issue(ctx context.Context, a *store.Account, scope Scope, appP
 	if err != nil {
 		return nil, err
 	}
-	refresh, claims, err := s.Tokens.Refresh(a.DID)
+	refresh, claims, err := s.Tokens.Refresh(a.DID, NewRefreshID())
 	if err != nil {
 		return nil, err
 	}
@@ -252,6 +273,9 @@ func (s *Service) lookup(ctx context.Context, identifier string) (*store.Account
 
 // CreateSession logs in with the account password or an app password.
 func (s *Service) CreateSession(ctx context.Context, identifier, password string) (*Session, error) {
+	if len(password) > maxLoginPasswordLength {
+		return nil, &Error{"AuthenticationRequired", "Password too long. Consider resetting your password."}
+	}
 	if identifier == "" || password == "" {
 		return nil, ErrAuthFailed
 	}
@@ -289,11 +313,11 @@ func (s *Service) CreateSession(ctx context.Context, identifier, password string
 	return s.issue(ctx, a, scope, appName)
 }
 
-// RefreshSession rotates a refresh token: the presented one is revoked and
-// a new pair issued, keeping the session's scope.
+// RefreshSession rotates a refresh token and issues a new pair with the
+// session's scope; see refreshGrace for what happens to the old token.
 func (s *Service) RefreshSession(ctx context.Context, claims Claims) (*Session, error) {
 	old, err := s.Store.RefreshToken(ctx, claims.ID)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && old.DID != claims.DID) {
 		return nil, ErrSessionRevoked
 	}
 	if err != nil {
@@ -320,24 +344,30 @@ func (s *Service) RefreshSession(ctx context.Context, claims Claims) (*Session, 
 			scope = ScopeAppPassPrivileged
 		}
 	}
-	access, err := s.Tokens.Access(a.DID, scope)
-	if err != nil {
-		return nil, err
-	}
-	refresh, next, err := s.Tokens.Refresh(a.DID)
-	if err != nil {
-		return nil, err
-	}
-	err = s.Store.RotateRefreshToken(ctx, claims.ID, store.RefreshToken{
-		ID: next.ID, DID: a.DID, AppPasswordName: old.AppPasswordName, ExpiresAt: next.ExpiresAt})
+	nextID, err := s.Store.RotateRefreshToken(ctx, claims.ID, store.RefreshToken{
+		ID: NewRefreshID(), DID: a.DID, AppPasswordName: old.AppPasswordName, ExpiresAt: time.Now().Add(RefreshLifetime)},
+		time.Now().Add(refreshGrace))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrSessionRevoked
 	}
 	if err != nil {
 		return nil, err
 	}
+	access, err := s.Tokens.Access(a.DID, scope)
+	if err != nil {
+		return nil, err
+	}
+	refresh, _, err := s.Tokens.Refresh(a.DID, nextID)
+	if err != nil {
+		return nil, err
+	}
 	return &Session{Account: a, AccessJWT: access, RefreshJWT: refresh, Scope: scope, DIDDoc: s.document(ctx, a.DID)}, nil
 }
+
+// refreshGrace is how long a rotated refresh token keeps answering with
+// its successor, the official PDS's two hours: clients that refresh from
+// two tabs at once, or lose a response, are not logged out.
+const refreshGrace = 2 * time.Hour
 
 func (s *Service) appPassword(ctx context.Context, did, name string) (*store.AppPassword, error) {
 	list, err := s.Store.ListAppPasswords(ctx, did)
@@ -368,7 +398,10 @@ func (s *Service) Account(ctx context.Context, did string) (*store.Account, erro
 
 // GetSession returns the session's account and DID document.
 func (s *Service) GetSession(ctx context.Context, did string) (*Session, error) {
-	a, err := s.Account(ctx, did)
+	a, err := s.Store.AccountByDID(ctx, did)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, invalidRequest("Could not find user info for account: %s", did)
+	}
 	if err != nil {
 		return nil, err
 	}

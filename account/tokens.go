@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -34,11 +35,16 @@ const (
 	maxTokenLength = 4096
 )
 
-// Token errors; xrpc maps them to ExpiredToken and InvalidToken.
+// Token errors, worded as the official PDS words them; xrpc sends
+// ErrTokenExpired as ExpiredToken, ErrTokenNoID as MissingTokenId and the
+// rest as InvalidToken.
 var (
-	ErrTokenExpired = errors.New("Token has expired")
-	ErrTokenInvalid = errors.New("Token could not be verified")
-	ErrTokenScope   = errors.New("Bad token scope")
+	ErrTokenExpired   = errors.New("Token has expired")
+	ErrTokenInvalid   = errors.New("Token could not be verified")
+	ErrTokenType      = errors.New("Invalid token type")
+	ErrTokenScope     = errors.New("Bad token scope")
+	ErrTokenMalformed = errors.New("Malformed token")
+	ErrTokenNoID      = errors.New("Unexpected missing refresh token id")
 )
 
 // Claims are the verified contents of a session token.
@@ -82,14 +88,18 @@ func (t *Tokens) Access(did string, scope Scope) (string, error) {
 	})
 }
 
-// Refresh issues a refresh token for did with a fresh random jti.
-func (t *Tokens) Refresh(did string) (token string, claims Claims, err error) {
+// NewRefreshID returns a fresh refresh-token id: 32 random bytes in
+// unpadded standard base64, the official PDS's form.
+func NewRefreshID() string {
 	id := make([]byte, refreshIDBytes)
-	if _, err := rand.Read(id); err != nil {
-		return "", Claims{}, fmt.Errorf("refresh token id: %w", err)
-	}
+	rand.Read(id)
+	return base64.RawStdEncoding.EncodeToString(id)
+}
+
+// Refresh issues a refresh token for did with the given jti.
+func (t *Tokens) Refresh(did, id string) (token string, claims Claims, err error) {
 	now := t.clock()
-	claims = Claims{DID: did, Scope: ScopeRefresh, ID: base64.RawURLEncoding.EncodeToString(id), ExpiresAt: now.Add(RefreshLifetime).Truncate(time.Second)}
+	claims = Claims{DID: did, Scope: ScopeRefresh, ID: id, ExpiresAt: now.Add(RefreshLifetime).Truncate(time.Second)}
 	token, err = t.sign(refreshTyp, jwt.MapClaims{
 		"scope": ScopeRefresh,
 		"sub":   did,
@@ -134,8 +144,11 @@ func (t *Tokens) VerifyRefresh(token string) (Claims, error) {
 	if err != nil {
 		return Claims{}, err
 	}
-	if c.Scope != ScopeRefresh || c.ID == "" {
+	if c.Scope != ScopeRefresh {
 		return Claims{}, ErrTokenScope
+	}
+	if c.ID == "" {
+		return Claims{}, ErrTokenNoID
 	}
 	return c, nil
 }
@@ -158,11 +171,13 @@ func (t *Tokens) verify(token, typ string) (Claims, error) {
 	case err != nil:
 		return Claims{}, ErrTokenInvalid
 	}
-	if h, _ := parsed.Header["typ"].(string); h != typ {
-		return Claims{}, ErrTokenScope
+	// A token without typ is accepted, as the official PDS accepts it; one
+	// of the other kind is not.
+	if h, ok := parsed.Header["typ"].(string); ok && h != typ {
+		return Claims{}, ErrTokenType
 	}
-	if sc.Subject == "" {
-		return Claims{}, ErrTokenInvalid
+	if _, err := syntax.ParseDID(sc.Subject); err != nil {
+		return Claims{}, ErrTokenMalformed
 	}
 	return Claims{DID: sc.Subject, Scope: sc.Scope, ID: sc.ID, ExpiresAt: sc.ExpiresAt.Time}, nil
 }

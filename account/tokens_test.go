@@ -16,7 +16,7 @@ func TestTokens(t *testing.T) {
 
 	access, _ := tok.Access("did:plc:a", ScopeAccess)
 	appPass, _ := tok.Access("did:plc:a", ScopeAppPass)
-	refresh, _, _ := tok.Refresh("did:plc:a")
+	refresh, _, _ := tok.Refresh("did:plc:a", NewRefreshID())
 	forged, _ := other.Access("did:plc:a", ScopeAccess)
 	wrongAud, _ := otherAud.Access("did:plc:a", ScopeAccess)
 	expired, _ := past.Access("did:plc:a", ScopeAccess)
@@ -33,8 +33,8 @@ func TestTokens(t *testing.T) {
 		{"access", tok.VerifyAccess, access, nil, "did:plc:a"},
 		{"app password access", tok.VerifyAccess, appPass, nil, "did:plc:a"},
 		{"refresh", tok.VerifyRefresh, refresh, nil, "did:plc:a"},
-		{"refresh as access", tok.VerifyAccess, refresh, ErrTokenScope, ""},
-		{"access as refresh", tok.VerifyRefresh, access, ErrTokenScope, ""},
+		{"refresh as access", tok.VerifyAccess, refresh, ErrTokenType, ""},
+		{"access as refresh", tok.VerifyRefresh, access, ErrTokenType, ""},
 		{"forged signature", tok.VerifyAccess, forged, ErrTokenInvalid, ""},
 		{"other audience", tok.VerifyAccess, wrongAud, ErrTokenInvalid, ""},
 		{"expired", tok.VerifyAccess, expired, ErrTokenExpired, ""},

@@ -306,7 +306,9 @@ func (c Config) WithDerivedDefaults() Config {
 		setIfEmpty(&c.Blobstore.DiskTmpLocation, filepath.Join(c.Blobstore.DiskLocation, "tempt"))
 	}
 
-	if !c.ReportService.Configured() && c.ModService.Configured() {
+	// Only a complete mod service is copied, so that a half-set one is
+	// reported once, under its own names.
+	if c.ReportService == (Upstream{}) && c.ModService.URL != "" && c.ModService.DID != "" {
 		c.ReportService = c.ModService
 	}
 	return c

@@ -62,7 +62,7 @@ func (c Config) problems() []*VarError {
 	// Service.
 	s := c.Service
 	if s.Port < 0 || s.Port > 65535 {
-		add(envPort, "is %d: want a TCP port number, 1-65535", s.Port)
+		add(envPort, "is %d: want a TCP port number (1-65535; 0 picks a free port)", s.Port)
 	}
 	// Values derived from a bad hostname are bad too; report the hostname only.
 	derivedFromBadHost := func(v string) bool { return false }

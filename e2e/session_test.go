@@ -10,12 +10,24 @@ import (
 	"github.com/hearth-pds/hearth/testenv"
 )
 
-// TestSessionsWithOfficialClient drives the built binary with @atproto/api
-// against the reference PLC directory (@did-plc/server), then checks that
-// the reference directory published what the account should be: our
-// hostname as its PDS, its handle, and its signing key.
+// TestSessionsWithOfficialClient drives the built binary with @atproto/api,
+// first against the reference PLC directory (@did-plc/server), then against
+// our embedded one, and checks that the directory published what the
+// account should be: our hostname as its PDS, its handle, and its signing
+// key.
 func TestSessionsWithOfficialClient(t *testing.T) {
-	plcURL := testenv.StartReferencePLC(t)
+	for _, tc := range []struct {
+		name  string
+		start func(testing.TB) string
+	}{
+		{"ReferencePLC", testenv.StartReferencePLC},
+		{"EmbeddedPLC", testenv.StartEmbeddedPLC},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testSessions(t, tc.start(t)) })
+	}
+}
+
+func testSessions(t *testing.T, plcURL string) {
 	h := testenv.StartHearth(t, plcURL)
 
 	out := testenv.RunNode(t, "session.mjs", 2*time.Minute,

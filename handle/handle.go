@@ -112,7 +112,7 @@ func (r Rules) validate(raw string, hasDID, admin bool) (syntax.Handle, error) {
 	if !h.AllowedTLD() {
 		return "", invalid("Handle TLD is invalid or disallowed")
 	}
-	if !admin && hasExplicitSlur(string(h)) {
+	if !admin && HasExplicitSlur(string(h)) {
 		return "", invalid("Inappropriate language in handle")
 	}
 	domain, ok := r.serviceDomain(h)

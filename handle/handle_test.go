@@ -229,3 +229,21 @@ func FuzzValidate(f *testing.F) {
 		}
 	})
 }
+
+func TestHasExplicitSlurRecordKeys(t *testing.T) {
+	tests := []struct {
+		s    string
+		want bool
+	}{
+		{"3jzfcijpj2z2a", false},
+		{"self", false},
+		{"my_" + r13("pbba") + "_list", true},
+		{"list:" + strings.ToUpper(r13("avttre")), true},
+		{"raccoon~friends", false},
+	}
+	for _, tt := range tests {
+		if got := HasExplicitSlur(tt.s); got != tt.want {
+			t.Errorf("HasExplicitSlur(%q) = %v, want %v", tt.s, got, tt.want)
+		}
+	}
+}

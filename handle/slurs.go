@@ -13,15 +13,15 @@ import (
 //
 // Two kinds of entry:
 //   - anywhere: words so distinctive they are matched inside other text,
-//     after removing dots and hyphens (so "a.b-c" is read "abc");
-//   - word: words matched only as a whole label or hyphen-separated part,
+//     after removing separators such as dots and hyphens ("a.b-c" reads "abc");
+//   - word: words matched only whole, between separators,
 //     optionally pluralised, because they are also innocent substrings
 //     ("raccoon", "spicy").
 //
 // Both are matched after undoing common digit substitutions (0→o, 1→i, 3→e,
-// 4→a, 5→s, 7→t), and a letter may be repeated ("niggger") but doubled
-// letters must stay doubled, so that "niger" (the country, the river) is
-// not caught.
+// 4→a, 5→s, 7→t). A letter may be repeated to dodge the list, but a doubled
+// letter must stay doubled, so that "niger" (the country, the river) is not
+// caught.
 //
 // The words are stored ROT13-encoded so they do not show up in searches of
 // the code or in review diffs; they are decoded once at start-up.
@@ -35,13 +35,21 @@ var (
 
 var undoDigits = strings.NewReplacer("0", "o", "1", "i", "3", "e", "4", "a", "5", "s", "7", "t")
 
-// hasExplicitSlur reports whether a normalized handle contains a slur.
-func hasExplicitSlur(h string) bool {
-	joined := strings.NewReplacer(".", "", "-", "").Replace(h)
+// HasExplicitSlur reports whether s, a handle or a record key, contains an
+// explicit slur. Letters are compared case-insensitively; anything that is
+// not an ASCII letter or digit separates words.
+//
+// The official PDS runs the same kind of check on record keys too, refusing
+// such writes with InvalidRecord "Unacceptable slur in record key"; the repo
+// write path can call this for that.
+func HasExplicitSlur(s string) bool {
+	s = strings.ToLower(s)
+	isSep := func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9') }
+	joined := strings.Join(strings.FieldsFunc(s, isSep), "")
 	if slurAnywhereRE.MatchString(undoDigits.Replace(joined)) {
 		return true
 	}
-	for _, word := range strings.FieldsFunc(h, func(r rune) bool { return r == '.' || r == '-' }) {
+	for _, word := range strings.FieldsFunc(s, isSep) {
 		if slurWordRE.MatchString(undoDigits.Replace(word)) || slurWordRE.MatchString(stripDigits(word)) {
 			return true
 		}

@@ -62,4 +62,3 @@ func short(s string) string {
 	}
 	return s
 }
-

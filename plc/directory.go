@@ -150,6 +150,13 @@ func (d *Directory) Submit(ctx context.Context, did syntax.DID, op didplc.Operat
 	if err := checkSubmitted(op); err != nil {
 		return err
 	}
+	if op.IsGenesis() {
+		// The library says only "does not match"; a developer whose PDS
+		// derived the DID wrongly wants to see both.
+		if want, err := op.DID(); err == nil && want != did.String() {
+			return fmt.Errorf("%w: genesis operation hashes to %s, not %s", ErrInvalidOperation, want, did)
+		}
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {

@@ -148,7 +148,7 @@ type Store interface {
 	// AppPasswordByHash finds the app password of did whose hash is hash
 	// (ErrNotFound); hashes are deterministic per account for this lookup.
 	AppPasswordByHash(ctx context.Context, did, hash string) (*AppPassword, error)
-	// ListAppPasswords lists an account's app passwords, oldest first.
+	// ListAppPasswords lists an account's app passwords, newest first.
 	ListAppPasswords(ctx context.Context, did string) ([]AppPassword, error)
 	// DeleteAppPassword removes an app password and revokes every refresh
 	// token made with it. Deleting an unknown name is not an error.
@@ -159,10 +159,13 @@ type Store interface {
 	// RefreshToken returns a live refresh token (ErrNotFound when unknown,
 	// revoked or expired).
 	RefreshToken(ctx context.Context, id string) (*RefreshToken, error)
-	// RotateRefreshToken revokes old and stores next atomically. It returns
-	// ErrNotFound, writing nothing, when old is no longer live, so a token
-	// can be rotated only once.
-	RotateRefreshToken(ctx context.Context, oldID string, next RefreshToken) error
+	// RotateRefreshToken replaces a live refresh token by next, atomically.
+	// The old token is not revoked at once: its expiry is cut to
+	// graceUntil (if earlier) and it remembers next's id, so a client that
+	// refreshes twice with it (two tabs, a lost response) gets the same
+	// successor again (its row stored anew if it was deleted). It returns
+	// the successor's id, or ErrNotFound when old is no longer live.
+	RotateRefreshToken(ctx context.Context, oldID string, next RefreshToken, graceUntil time.Time) (string, error)
 	// RevokeRefreshToken deletes a refresh token; unknown ids are ignored.
 	RevokeRefreshToken(ctx context.Context, id string) error
 

@@ -46,9 +46,9 @@ func (s *Server) authenticate(r *http.Request, level authLevel) (caller, error) 
 		}
 		return s.authenticate(r, authAccess)
 	}
-	token, ok := bearer(r)
-	if !ok {
-		return caller{}, errAuthRequired
+	token, err := bearer(r)
+	if err != nil {
+		return caller{}, err
 	}
 	if level == authRefresh {
 		c, err := s.tokens.VerifyRefresh(token)
@@ -61,21 +61,29 @@ func (s *Server) authenticate(r *http.Request, level authLevel) (caller, error) 
 	if err != nil {
 		return caller{}, err
 	}
-	switch {
-	case level == authAccessFull && c.Scope != account.ScopeAccess,
-		level == authPrivileged && c.Scope == account.ScopeAppPass:
+	if level == authAccessFull && c.Scope != account.ScopeAccess {
 		return caller{}, account.ErrTokenScope
 	}
 	return caller{DID: c.DID, Scope: c.Scope}, nil
 }
 
-func bearer(r *http.Request) (string, bool) {
+// bearer extracts a bearer token, refusing other schemes with the official
+// PDS's wording.
+func bearer(r *http.Request) (string, error) {
 	h := r.Header.Get("Authorization")
-	scheme, token, ok := strings.Cut(h, " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
-		return "", false
+	if h == "" {
+		return "", errAuthMissing
 	}
-	return strings.TrimSpace(token), true
+	scheme, token, _ := strings.Cut(h, " ")
+	switch {
+	case strings.EqualFold(scheme, "Basic"):
+		return "", invalidToken("Unexpected authorization type")
+	case !strings.EqualFold(scheme, "Bearer"):
+		return "", invalidToken("Unsupported authorization type: " + scheme)
+	case token == "" || strings.Contains(token, " "):
+		return "", invalidToken("Malformed authorization header")
+	}
+	return token, nil
 }
 
 // isAdmin checks HTTP Basic admin:PDS_ADMIN_PASSWORD in constant time

@@ -19,7 +19,7 @@ func (s *Server) resolveHandle(w http.ResponseWriter, r *http.Request, _ caller)
 	}
 	h, err := syntax.ParseHandle(raw)
 	if err != nil {
-		return invalidRequest("handle must be a valid handle")
+		return invalidRequest(`Invalid handle (got "` + abbreviate(raw) + `") at $.handle`)
 	}
 	h = h.Normalize()
 	a, err := s.accounts.Store.AccountByHandle(r.Context(), h.String())
@@ -30,14 +30,27 @@ func (s *Server) resolveHandle(w http.ResponseWriter, r *http.Request, _ caller)
 		return err
 	}
 	if s.isServiceHandle(h.String()) || s.handles == nil {
-		return &Error{http.StatusBadRequest, "HandleNotFound", "Unable to resolve handle"}
+		return errUnresolved
 	}
 	did, err := s.handles.ResolveHandle(r.Context(), h)
 	if err != nil {
 		s.log.Debug("resolve handle failed", "handle", h, "err", err)
-		return &Error{http.StatusBadRequest, "HandleNotFound", "Unable to resolve handle"}
+		return errUnresolved
 	}
 	return writeJSON(w, map[string]string{"did": did.String()})
+}
+
+// errUnresolved is what the official PDS answers for a handle that
+// resolves nowhere.
+var errUnresolved = invalidRequest("Unable to resolve handle")
+
+// checkHandleSyntax is the lexicon's format check of a handle in a body,
+// worded as the official PDS words it; the handle rules come after.
+func checkHandleSyntax(raw string) error {
+	if _, err := syntax.ParseHandle(raw); err != nil {
+		return invalidRequest(`Invalid handle (got "` + abbreviate(raw) + `") at $.handle`)
+	}
+	return nil
 }
 
 func (s *Server) isServiceHandle(h string) bool {
@@ -50,16 +63,18 @@ func (s *Server) isServiceHandle(h string) bool {
 }
 
 func (s *Server) updateHandle(w http.ResponseWriter, r *http.Request, c caller) error {
-	var in struct {
-		Handle string `json:"handle"`
-	}
-	if err := decodeBody(w, r, &in); err != nil {
+	in, err := readInput(w, r)
+	if err != nil {
 		return err
 	}
-	if in.Handle == "" {
-		return invalidRequest(`Input must have the property "handle"`)
+	handle := in.str("handle", true)
+	if in.err != nil {
+		return in.err
 	}
-	return s.accounts.UpdateHandle(r.Context(), c.DID, in.Handle)
+	if err := checkHandleSyntax(handle); err != nil {
+		return err
+	}
+	return s.accounts.UpdateHandle(r.Context(), c.DID, handle)
 }
 
 func (s *Server) getRecommendedDidCredentials(w http.ResponseWriter, r *http.Request, c caller) error {

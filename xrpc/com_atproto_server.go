@@ -37,21 +37,20 @@ func (s *Server) describeServer(w http.ResponseWriter, r *http.Request, _ caller
 // sessionOutput is the body of createSession, refreshSession, getSession
 // and createAccount (each uses a subset).
 type sessionOutput struct {
-	AccessJWT       string          `json:"accessJwt,omitempty"`
-	RefreshJWT      string          `json:"refreshJwt,omitempty"`
-	Handle          string          `json:"handle"`
-	DID             string          `json:"did"`
-	DIDDoc          json.RawMessage `json:"didDoc,omitempty"`
-	Email           string          `json:"email,omitempty"`
-	EmailConfirmed  *bool           `json:"emailConfirmed,omitempty"`
-	EmailAuthFactor *bool           `json:"emailAuthFactor,omitempty"`
-	Active          *bool           `json:"active,omitempty"`
-	Status          string          `json:"status,omitempty"`
+	AccessJWT      string          `json:"accessJwt,omitempty"`
+	RefreshJWT     string          `json:"refreshJwt,omitempty"`
+	Handle         string          `json:"handle"`
+	DID            string          `json:"did"`
+	DIDDoc         json.RawMessage `json:"didDoc,omitempty"`
+	Email          string          `json:"email,omitempty"`
+	EmailConfirmed *bool           `json:"emailConfirmed,omitempty"`
+	Active         *bool           `json:"active,omitempty"`
+	Status         string          `json:"status,omitempty"`
 }
 
-// sessionBody renders a session. The email is shown only to full and
-// privileged sessions, as the official PDS does.
-func sessionBody(sess *account.Session, scope account.Scope) sessionOutput {
+// sessionBody renders a session as the official PDS does: email and its
+// confirmation, active, and status when not active.
+func sessionBody(sess *account.Session) sessionOutput {
 	a := sess.Account
 	out := sessionOutput{
 		AccessJWT:  sess.AccessJWT,
@@ -61,12 +60,8 @@ func sessionBody(sess *account.Session, scope account.Scope) sessionOutput {
 		DIDDoc:     sess.DIDDoc,
 		Status:     a.Status(),
 	}
-	active := a.Active()
-	out.Active = &active
-	if scope != account.ScopeAppPass {
-		confirmed, factor := a.EmailConfirmedAt != nil, false
-		out.Email, out.EmailConfirmed, out.EmailAuthFactor = a.Email, &confirmed, &factor
-	}
+	active, confirmed := a.Active(), a.EmailConfirmedAt != nil
+	out.Active, out.Email, out.EmailConfirmed = &active, a.Email, &confirmed
 	return out
 }
 
@@ -78,24 +73,28 @@ func handleOrInvalid(a *store.Account) string {
 }
 
 func (s *Server) createAccount(w http.ResponseWriter, r *http.Request, _ caller) error {
-	var in struct {
-		Email       string `json:"email"`
-		Handle      string `json:"handle"`
-		DID         string `json:"did"`
-		InviteCode  string `json:"inviteCode"`
-		Password    string `json:"password"`
-		RecoveryKey string `json:"recoveryKey"`
-	}
-	if err := decodeBody(w, r, &in); err != nil {
+	in, err := readInput(w, r)
+	if err != nil {
 		return err
 	}
-	if in.Handle == "" {
-		return invalidRequest(`Input must have the property "handle"`)
+	if in.has("plcOp") {
+		return invalidRequest(`Unsupported input: "plcOp"`)
 	}
-	sess, err := s.accounts.CreateAccount(r.Context(), account.CreateAccountInput{
-		Email: in.Email, Handle: in.Handle, DID: in.DID, InviteCode: in.InviteCode,
-		Password: in.Password, RecoveryKey: in.RecoveryKey,
-	})
+	req := account.CreateAccountInput{
+		Handle:      in.str("handle", true),
+		Email:       in.str("email", false),
+		DID:         in.str("did", false),
+		InviteCode:  in.str("inviteCode", false),
+		Password:    in.str("password", false),
+		RecoveryKey: in.str("recoveryKey", false),
+	}
+	if in.err != nil {
+		return in.err
+	}
+	if err := checkHandleSyntax(req.Handle); err != nil {
+		return err
+	}
+	sess, err := s.accounts.CreateAccount(r.Context(), req)
 	if err != nil {
 		return err
 	}
@@ -106,24 +105,19 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request, _ caller)
 }
 
 func (s *Server) createSession(w http.ResponseWriter, r *http.Request, _ caller) error {
-	var in struct {
-		Identifier string `json:"identifier"`
-		Password   string `json:"password"`
-	}
-	if err := decodeBody(w, r, &in); err != nil {
-		return err
-	}
-	if in.Identifier == "" {
-		return invalidRequest(`Input must have the property "identifier"`)
-	}
-	if in.Password == "" {
-		return invalidRequest(`Input must have the property "password"`)
-	}
-	sess, err := s.accounts.CreateSession(r.Context(), in.Identifier, in.Password)
+	in, err := readInput(w, r)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, sessionBody(sess, sess.Scope))
+	identifier, password := in.str("identifier", true), in.str("password", true)
+	if in.err != nil {
+		return in.err
+	}
+	sess, err := s.accounts.CreateSession(r.Context(), identifier, password)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, sessionBody(sess))
 }
 
 func (s *Server) getSession(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -131,7 +125,7 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request, c caller) er
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, sessionBody(sess, c.Scope))
+	return writeJSON(w, sessionBody(sess))
 }
 
 func (s *Server) refreshSession(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -139,9 +133,7 @@ func (s *Server) refreshSession(w http.ResponseWriter, r *http.Request, c caller
 	if err != nil {
 		return err
 	}
-	out := sessionBody(sess, sess.Scope)
-	out.Email, out.EmailConfirmed, out.EmailAuthFactor = "", nil, nil
-	return writeJSON(w, out)
+	return writeJSON(w, sessionBody(sess))
 }
 
 func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -149,17 +141,15 @@ func (s *Server) deleteSession(w http.ResponseWriter, r *http.Request, c caller)
 }
 
 func (s *Server) createAppPassword(w http.ResponseWriter, r *http.Request, c caller) error {
-	var in struct {
-		Name       string `json:"name"`
-		Privileged bool   `json:"privileged"`
-	}
-	if err := decodeBody(w, r, &in); err != nil {
+	in, err := readInput(w, r)
+	if err != nil {
 		return err
 	}
-	if in.Name == "" {
-		return invalidRequest(`Input must have the property "name"`)
+	name, privileged := in.str("name", true), in.boolean("privileged")
+	if in.err != nil {
+		return in.err
 	}
-	p, err := s.accounts.CreateAppPassword(r.Context(), c.DID, in.Name, in.Privileged)
+	p, err := s.accounts.CreateAppPassword(r.Context(), c.DID, name, privileged)
 	if err != nil {
 		return err
 	}
@@ -181,34 +171,32 @@ func (s *Server) listAppPasswords(w http.ResponseWriter, r *http.Request, c call
 }
 
 func (s *Server) revokeAppPassword(w http.ResponseWriter, r *http.Request, c caller) error {
-	var in struct {
-		Name string `json:"name"`
-	}
-	if err := decodeBody(w, r, &in); err != nil {
+	in, err := readInput(w, r)
+	if err != nil {
 		return err
 	}
-	if in.Name == "" {
-		return invalidRequest(`Input must have the property "name"`)
+	name := in.str("name", true)
+	if in.err != nil {
+		return in.err
 	}
-	return s.accounts.RevokeAppPassword(r.Context(), c.DID, in.Name)
+	return s.accounts.RevokeAppPassword(r.Context(), c.DID, name)
 }
 
 func (s *Server) createInviteCode(w http.ResponseWriter, r *http.Request, _ caller) error {
-	var in struct {
-		UseCount   *int   `json:"useCount"`
-		ForAccount string `json:"forAccount"`
-	}
-	if err := decodeBody(w, r, &in); err != nil {
+	in, err := readInput(w, r)
+	if err != nil {
 		return err
 	}
-	if in.UseCount == nil {
-		return invalidRequest(`Input must have the property "useCount"`)
+	uses, _ := in.integer("useCount", true)
+	forAccount := in.str("forAccount", false)
+	if in.err != nil {
+		return in.err
 	}
 	var forAccounts []string
-	if in.ForAccount != "" {
-		forAccounts = []string{in.ForAccount}
+	if forAccount != "" {
+		forAccounts = []string{forAccount}
 	}
-	groups, err := s.accounts.CreateInviteCodes(r.Context(), 1, *in.UseCount, forAccounts)
+	groups, err := s.accounts.CreateInviteCodes(r.Context(), 1, uses, forAccounts)
 	if err != nil {
 		return err
 	}
@@ -216,22 +204,20 @@ func (s *Server) createInviteCode(w http.ResponseWriter, r *http.Request, _ call
 }
 
 func (s *Server) createInviteCodes(w http.ResponseWriter, r *http.Request, _ caller) error {
-	var in struct {
-		CodeCount   *int     `json:"codeCount"`
-		UseCount    *int     `json:"useCount"`
-		ForAccounts []string `json:"forAccounts"`
-	}
-	if err := decodeBody(w, r, &in); err != nil {
+	in, err := readInput(w, r)
+	if err != nil {
 		return err
 	}
-	if in.UseCount == nil {
-		return invalidRequest(`Input must have the property "useCount"`)
+	count, given := in.integer("codeCount", false)
+	if !given {
+		count = 1
 	}
-	count := 1
-	if in.CodeCount != nil {
-		count = *in.CodeCount
+	uses, _ := in.integer("useCount", true)
+	forAccounts := in.strs("forAccounts")
+	if in.err != nil {
+		return in.err
 	}
-	groups, err := s.accounts.CreateInviteCodes(r.Context(), count, *in.UseCount, in.ForAccounts)
+	groups, err := s.accounts.CreateInviteCodes(r.Context(), count, uses, forAccounts)
 	if err != nil {
 		return err
 	}
@@ -269,14 +255,15 @@ func (s *Server) getAccountInviteCodes(w http.ResponseWriter, r *http.Request, c
 }
 
 func (s *Server) disableInviteCodes(w http.ResponseWriter, r *http.Request, _ caller) error {
-	var in struct {
-		Codes    []string `json:"codes"`
-		Accounts []string `json:"accounts"`
-	}
-	if err := decodeBody(w, r, &in); err != nil {
+	in, err := readInput(w, r)
+	if err != nil {
 		return err
 	}
-	return s.accounts.DisableInviteCodes(r.Context(), in.Codes, in.Accounts)
+	codes, accounts := in.strs("codes"), in.strs("accounts")
+	if in.err != nil {
+		return in.err
+	}
+	return s.accounts.DisableInviteCodes(r.Context(), codes, accounts)
 }
 
 // boolParam reads an optional boolean query parameter.

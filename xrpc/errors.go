@@ -35,7 +35,8 @@ var statusByName = map[string]int{
 	"Forbidden":              http.StatusForbidden,
 	"NotFound":               http.StatusNotFound,
 	"MethodNotImplemented":   http.StatusNotImplemented,
-	"PayloadTooLarge":        http.StatusRequestEntityTooLarge,
+	"MissingTokenId":         http.StatusUnauthorized,
+	"AccountTakedown":        http.StatusUnauthorized,
 	"RateLimitExceeded":      http.StatusTooManyRequests,
 	"InternalServerError":    http.StatusInternalServerError,
 }
@@ -44,13 +45,17 @@ func invalidRequest(msg string) *Error {
 	return &Error{Status: http.StatusBadRequest, Name: "InvalidRequest", Message: msg}
 }
 
-// Errors of the HTTP layer itself.
+func invalidToken(msg string) *Error {
+	return &Error{Status: http.StatusBadRequest, Name: "InvalidToken", Message: msg}
+}
+
+// Errors of the HTTP layer itself, named and worded as the official PDS
+// sends them: a user route without credentials is AuthMissing, an admin
+// route without the admin password AuthenticationRequired.
 var (
-	errAuthRequired  = &Error{http.StatusUnauthorized, "AuthenticationRequired", "Authentication Required"}
+	errAuthMissing   = &Error{http.StatusUnauthorized, "AuthMissing", "Authentication Required"}
 	errAdminRequired = &Error{http.StatusUnauthorized, "AuthenticationRequired", "Authentication Required"}
-	errNotFound      = &Error{http.StatusNotFound, "NotFound", "Not Found"}
-	errNotImpl       = &Error{http.StatusNotImplemented, "MethodNotImplemented", "Method Not Implemented"}
-	errTooLarge      = &Error{http.StatusRequestEntityTooLarge, "PayloadTooLarge", "request entity too large"}
+	errTooLarge      = &Error{http.StatusRequestEntityTooLarge, "PayloadTooLargeError", "request entity too large"}
 	errInternal      = &Error{http.StatusInternalServerError, "InternalServerError", "Internal Server Error"}
 )
 
@@ -70,8 +75,11 @@ func toError(err error, log *slog.Logger, r *http.Request) *Error {
 	switch {
 	case errors.Is(err, account.ErrTokenExpired):
 		return &Error{http.StatusBadRequest, "ExpiredToken", err.Error()}
-	case errors.Is(err, account.ErrTokenInvalid), errors.Is(err, account.ErrTokenScope):
-		return &Error{http.StatusBadRequest, "InvalidToken", err.Error()}
+	case errors.Is(err, account.ErrTokenNoID):
+		return &Error{http.StatusUnauthorized, "MissingTokenId", err.Error()}
+	case errors.Is(err, account.ErrTokenInvalid), errors.Is(err, account.ErrTokenScope),
+		errors.Is(err, account.ErrTokenType), errors.Is(err, account.ErrTokenMalformed):
+		return invalidToken(err.Error())
 	}
 	var he *handle.Error
 	if errors.As(err, &he) {

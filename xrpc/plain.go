@@ -74,11 +74,13 @@ func (s *Server) tlsCheck(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	if hosted {
-		if _, err := s.accounts.Store.AccountByHandle(r.Context(), domain); err == nil {
-			writeJSON(w, map[string]bool{"success": true})
-			return
-		}
+	if !hosted {
+		writeError(w, invalidRequest("handles are not provided on this domain"))
+		return
 	}
-	writeError(w, &Error{http.StatusNotFound, "NotFound", "handle not found for this domain"})
+	if _, err := s.accounts.Store.AccountByHandle(r.Context(), domain); err != nil {
+		writeError(w, &Error{http.StatusNotFound, "NotFound", "handle not found for this domain"})
+		return
+	}
+	writeJSON(w, map[string]bool{"success": true})
 }

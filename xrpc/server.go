@@ -6,11 +6,7 @@ package xrpc
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"io"
 	"log/slog"
-	"mime"
 	"net/http"
 	"strings"
 	"time"
@@ -135,6 +131,9 @@ func New(cfg Config) *Server {
 	mux.HandleFunc("GET /.well-known/atproto-did", s.wellKnownDID)
 	mux.HandleFunc("GET /tls-check", s.tlsCheck)
 	mux.HandleFunc("/xrpc/{nsid}", s.serveXRPC)
+	mux.HandleFunc("/xrpc/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, invalidRequest("invalid xrpc path"))
+	})
 	s.mux = mux
 	return s
 }
@@ -160,17 +159,30 @@ func (s *Server) logRequest(r *http.Request, status int, start time.Time) {
 		"user_agent", r.UserAgent())
 }
 
-// serveXRPC dispatches /xrpc/{nsid} through the route table.
+// serveXRPC dispatches /xrpc/{nsid} through the route table. Methods not
+// served here get the official PDS's answer when it has no upstream
+// service to forward them to.
 func (s *Server) serveXRPC(w http.ResponseWriter, r *http.Request) {
 	nsid := r.PathValue("nsid")
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodPost:
+	default:
+		writeError(w, invalidRequest("XRPC requests only supports GET and POST"))
+		return
+	}
 	rt, ok := s.methods[nsid]
 	if !ok {
-		writeError(w, errNotImpl)
+		writeError(w, invalidRequest("No service configured for "+nsid))
 		return
 	}
 	if r.Method != rt.method && !(rt.method == http.MethodGet && r.Method == http.MethodHead) {
 		writeError(w, invalidRequest("Incorrect HTTP method ("+r.Method+") expected "+rt.method))
 		return
+	}
+	if rt.auth != authNone {
+		// Responses that depend on who asks must not be shared by caches.
+		w.Header().Set("Cache-Control", "private")
+		w.Header().Add("Vary", "Authorization")
 	}
 	c, err := s.authenticate(r, rt.auth)
 	if err == nil {
@@ -179,35 +191,6 @@ func (s *Server) serveXRPC(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeError(w, toError(err, s.log, r))
 	}
-}
-
-// decodeBody reads a JSON procedure input into v, within the body limit.
-func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
-	if ct := r.Header.Get("Content-Type"); ct != "" {
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			return invalidRequest("Wrong request encoding (Content-Type): " + ct)
-		}
-	}
-	body := http.MaxBytesReader(w, r.Body, maxJSONBody)
-	dec := json.NewDecoder(body)
-	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
-		switch {
-		case errors.As(err, &mbe):
-			return errTooLarge
-		case errors.Is(err, io.EOF):
-			return invalidRequest("Request body is required")
-		}
-		var te *json.UnmarshalTypeError
-		if errors.As(err, &te) {
-			return invalidRequest("Input/" + te.Field + " has the wrong type")
-		}
-		return invalidRequest("Unable to parse request body: " + err.Error())
-	}
-	if _, err := io.Copy(io.Discard, body); err != nil {
-		return errTooLarge
-	}
-	return nil
 }
 
 // statusRecorder remembers the status written, for the request log.

@@ -39,10 +39,10 @@ func (s *Store) AppPasswordByHash(ctx context.Context, did, hash string) (*store
 	return &p, nil
 }
 
-// ListAppPasswords implements store.Store.
+// ListAppPasswords implements store.Store: newest first, as the official PDS lists them.
 func (s *Store) ListAppPasswords(ctx context.Context, did string) ([]store.AppPassword, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT name, privileged, created_at FROM app_password
-		WHERE did = ? ORDER BY created_at, name`, did)
+		WHERE did = ? ORDER BY created_at DESC, name`, did)
 	if err != nil {
 		return nil, fmt.Errorf("list app passwords: %w", err)
 	}
@@ -105,20 +105,45 @@ func (s *Store) RefreshToken(ctx context.Context, id string) (*store.RefreshToke
 
 // RotateRefreshToken implements store.Store. Expired tokens of the same
 // account are swept on the way, which keeps the table from growing.
-func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next store.RefreshToken) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "DELETE FROM refresh_token WHERE id = ? AND expires_at > ?", oldID, fmtTime(time.Now()))
-		if err != nil {
-			return fmt.Errorf("revoke refresh token: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
+func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next store.RefreshToken, graceUntil time.Time) (string, error) {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		now := fmtTime(time.Now())
+		var (
+			expires string
+			nextID  sql.NullString
+		)
+		err := tx.QueryRowContext(ctx, "SELECT expires_at, next_id FROM refresh_token WHERE id = ? AND expires_at > ?", oldID, now).Scan(&expires, &nextID)
+		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM refresh_token WHERE did = ? AND expires_at <= ?", next.DID, fmtTime(time.Now())); err != nil {
+		if err != nil {
+			return fmt.Errorf("read refresh token: %w", err)
+		}
+		if nextID.Valid {
+			next.ID = nextID.String
+		}
+		cut := expires
+		if g := fmtTime(graceUntil); g < cut {
+			cut = g
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE refresh_token SET expires_at = ?, next_id = ? WHERE id = ?", cut, next.ID, oldID); err != nil {
+			return fmt.Errorf("rotate refresh token: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, "DELETE FROM refresh_token WHERE did = ? AND expires_at <= ?", next.DID, now); err != nil {
 			return fmt.Errorf("sweep refresh tokens: %w", err)
 		}
-		return putRefreshToken(ctx, tx, next)
+		_, err = tx.ExecContext(ctx, `INSERT INTO refresh_token (id, did, app_password_name, expires_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (id) DO NOTHING`,
+			next.ID, next.DID, nullString(next.AppPasswordName), fmtTime(next.ExpiresAt))
+		if err != nil {
+			return fmt.Errorf("insert refresh token: %w", err)
+		}
+		return nil
 	})
+	if err != nil {
+		return "", err
+	}
+	return next.ID, nil
 }
 
 // RevokeRefreshToken implements store.Store.

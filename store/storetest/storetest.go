@@ -231,7 +231,7 @@ func testAppPasswords(t *testing.T, s store.Store) {
 		t.Errorf("other account's hash: %v", err)
 	}
 	list, err := s.ListAppPasswords(ctx, a.DID)
-	if err != nil || len(list) != 2 || list[0].Name != "phone" {
+	if err != nil || len(list) != 2 || list[0].Name != "bot" {
 		t.Errorf("ListAppPasswords = %+v, %v", list, err)
 	}
 	tok := store.RefreshToken{ID: "t1", DID: a.DID, AppPasswordName: "phone", ExpiresAt: now.Add(time.Hour)}
@@ -262,23 +262,38 @@ func testRefreshRotation(t *testing.T, s store.Store) {
 	if _, err := s.RefreshToken(ctx, "old"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("expired token is live: %v", err)
 	}
-	if err := s.RotateRefreshToken(ctx, "r1", store.RefreshToken{ID: "r2", DID: a.DID, ExpiresAt: exp}); err != nil {
-		t.Fatal(err)
+	grace := time.Now().Add(time.Minute)
+	id, err := s.RotateRefreshToken(ctx, "r1", store.RefreshToken{ID: "r2", DID: a.DID, ExpiresAt: exp}, grace)
+	if err != nil || id != "r2" {
+		t.Fatalf("RotateRefreshToken(r1) = %q, %v; want r2", id, err)
 	}
-	if err := s.RotateRefreshToken(ctx, "r1", store.RefreshToken{ID: "r3", DID: a.DID, ExpiresAt: exp}); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("second rotation of r1: got %v, want ErrNotFound", err)
+	// Within the grace period r1 rotates again, to the same successor.
+	id, err = s.RotateRefreshToken(ctx, "r1", store.RefreshToken{ID: "r3", DID: a.DID, ExpiresAt: exp}, grace)
+	if err != nil || id != "r2" {
+		t.Errorf("second rotation of r1 = %q, %v; want r2 again", id, err)
 	}
 	if _, err := s.RefreshToken(ctx, "r3"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("refused rotation stored its token: %v", err)
+		t.Errorf("repeat rotation stored a new token: %v", err)
 	}
-	got, err := s.RefreshToken(ctx, "r2")
-	if err != nil || got.DID != a.DID {
-		t.Errorf("RefreshToken(r2) = %+v, %v", got, err)
+	old, err := s.RefreshToken(ctx, "r1")
+	if err != nil || old.ExpiresAt.After(grace) {
+		t.Errorf("rotated r1 = %+v, %v; want live until the grace end %v", old, err, grace)
 	}
-	if err := s.RevokeRefreshToken(ctx, "r2"); err != nil {
+	// After the grace period the old token is gone.
+	if _, err := s.RotateRefreshToken(ctx, "r2", store.RefreshToken{ID: "r4", DID: a.DID, ExpiresAt: exp}, time.Now().Add(-time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.RefreshToken(ctx, "r2"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.RotateRefreshToken(ctx, "r2", store.RefreshToken{ID: "r5", DID: a.DID, ExpiresAt: exp}, time.Now()); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("rotation after the grace period: got %v, want ErrNotFound", err)
+	}
+	got, err := s.RefreshToken(ctx, "r4")
+	if err != nil || got.DID != a.DID {
+		t.Errorf("RefreshToken(r4) = %+v, %v", got, err)
+	}
+	if err := s.RevokeRefreshToken(ctx, "r4"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RefreshToken(ctx, "r4"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("revoked token is live: %v", err)
 	}
 }

@@ -74,17 +74,32 @@ assert.equal(sess.data.email, email)
 assert.equal(sess.data.active, true)
 assert.equal(sess.data.didDoc?.id, did, 'didDoc in getSession')
 
-// refreshSession rotates the refresh token; the old one stops working
+// refreshSession rotates the refresh token. Like the official PDS, the old
+// token answers with the same successor for a grace period (two tabs
+// refreshing at once stay logged in); deleteSession ends the session.
+const jti = (jwt) => JSON.parse(Buffer.from(jwt.split('.')[1], 'base64url')).jti
 const oldRefresh = agent.session.refreshJwt
 await agent.sessionManager.refreshSession()
-assert.notEqual(agent.session.refreshJwt, oldRefresh, 'refresh token rotated')
+assert.notEqual(jti(agent.session.refreshJwt), jti(oldRefresh), 'refresh token rotated')
 assert.equal((await agent.com.atproto.server.getSession()).data.did, did, 'new access token works')
-const replay = await fetch(`${service}/xrpc/com.atproto.server.refreshSession`, {
+const refreshWith = (jwt) =>
+  fetch(`${service}/xrpc/com.atproto.server.refreshSession`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${jwt}` },
+  })
+const replay = await refreshWith(oldRefresh)
+assert.equal(replay.status, 200, 'reusing a rotated refresh token within the grace period')
+assert.equal(jti((await replay.json()).refreshJwt), jti(agent.session.refreshJwt), 'same successor')
+const ended = agent.session.refreshJwt
+const del = await fetch(`${service}/xrpc/com.atproto.server.deleteSession`, {
   method: 'POST',
-  headers: { authorization: `Bearer ${oldRefresh}` },
+  headers: { authorization: `Bearer ${ended}` },
 })
-assert.equal(replay.status, 400, 'reusing a rotated refresh token')
-assert.equal((await replay.json()).error, 'ExpiredToken')
+assert.equal(del.status, 200, 'deleteSession')
+const afterDelete = await refreshWith(ended)
+assert.equal(afterDelete.status, 400, 'refreshing a deleted session')
+assert.deepEqual(await afterDelete.json(), { error: 'ExpiredToken', message: 'Token has been revoked' })
+await agent.login({ identifier: handle, password })
 
 // resolveHandle
 const resolved = await anon.com.atproto.identity.resolveHandle({ handle })
@@ -118,7 +133,7 @@ await agent.com.atproto.identity.updateHandle({ handle: newHandle })
 assert.equal((await anon.com.atproto.identity.resolveHandle({ handle: newHandle })).data.did, did)
 await expectXrpcError(
   anon.com.atproto.identity.resolveHandle({ handle }),
-  'HandleNotFound',
+  'InvalidRequest',
   'resolving the old handle',
 )
 assert.equal((await agent.com.atproto.server.getSession()).data.handle, newHandle)

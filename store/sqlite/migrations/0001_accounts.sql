@@ -30,7 +30,8 @@ CREATE TABLE refresh_token (
   id                TEXT PRIMARY KEY,
   did               TEXT NOT NULL REFERENCES account(did) ON DELETE CASCADE,
   app_password_name TEXT,
-  expires_at        TEXT NOT NULL
+  expires_at        TEXT NOT NULL,
+  next_id           TEXT
 ) STRICT;
 CREATE INDEX refresh_token_did ON refresh_token(did);
 
