@@ -293,6 +293,14 @@ func TestDifferentialScripted(t *testing.T) {
 	sign(t, legacy, high)
 	p.step("legacy create operation", string(didOf(t, legacy)), opJSON(t, legacy), refused)
 
+	// didplc.NewAtproto (v0.2.2) leaves "type" empty: both refuse its
+	// operations, so Hearth must not build genesis operations with it.
+	fromLib, err := didplc.NewAtproto(low.priv, "lib.test", "https://pds.example.test", keyDIDs(high, low))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.step("didplc.NewAtproto operation", string(didOf(t, &fromLib)), opJSON(t, &fromLib), refused)
+
 	dupKeys := genesisOp(keyDIDs(high, high, low), signing, "dup.test")
 	sign(t, dupKeys, low)
 	p.step("genesis with a repeated rotation key", string(didOf(t, dupKeys)), opJSON(t, dupKeys), accepted)

@@ -11,8 +11,6 @@ import (
 	"testing"
 
 	"github.com/did-method-plc/go-didplc/didplc"
-
-	"github.com/hearth-pds/hearth/plc"
 )
 
 type httpWorld struct {
@@ -290,12 +288,11 @@ func TestGoClient(t *testing.T) {
 	h := newHTTPWorld(t)
 	c := &didplc.Client{DirectoryURL: h.url}
 	ctx := t.Context()
-	op, err := didplc.NewAtproto(h.low.priv, "carol.test", "http://localhost:2583", keyDIDs(h.high, h.low))
-	if err != nil {
-		t.Fatal(err)
-	}
+	op := genesisOp(keyDIDs(h.high, h.low), h.signing, "carol.test")
+	op.Services["atproto_pds"] = didplc.OpService{Type: "AtprotoPersonalDataServer", Endpoint: "http://localhost:2583"}
+	sign(t, op, h.low)
 	did, _ := op.DID()
-	if err := c.Submit(ctx, did, &op); err != nil {
+	if err := c.Submit(ctx, did, op); err != nil {
 		t.Fatalf("Submit: %v", err)
 	}
 	doc, err := c.Resolve(ctx, did)
@@ -315,5 +312,4 @@ func TestGoClient(t *testing.T) {
 	if _, err := c.Resolve(ctx, "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"); err == nil {
 		t.Error("Resolve of an unregistered DID succeeded")
 	}
-	_ = plc.ErrNotRegistered
 }

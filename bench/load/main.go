@@ -511,7 +511,11 @@ func printReport(w io.Writer, r *Report) {
 			r.Before.RSS, r.Before.HWM, r.After.RSS, r.After.HWM)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\tconc\tok\terrors\tops/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\tserver CPU ms/op\tRSS after MiB\t")
+	width := len("phase")
+	for _, p := range r.Phases {
+		width = max(width, len(p.Name))
+	}
+	fmt.Fprintf(tw, "%-*s\tconc\tok\terrors\tops/s\tp50 ms\tp90 ms\tp99 ms\tmax ms\tserver CPU ms/op\tRSS after MiB\t\n", width, "phase")
 	for _, p := range r.Phases {
 		cpu, rss := "-", "-"
 		if r.PID != 0 {
@@ -520,8 +524,8 @@ func printReport(w io.Writer, r *Report) {
 		if p.After != nil {
 			rss = fmt.Sprintf("%.1f", p.After.RSS)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t%s\t\n",
-			p.Name, p.Concurrency, p.OK, p.Errors, p.OpsPerSec, p.P50ms, p.P90ms, p.P99ms, p.MaxMs, cpu, rss)
+		fmt.Fprintf(tw, "%-*s\t%d\t%d\t%d\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t%s\t%s\t\n",
+			width, p.Name, p.Concurrency, p.OK, p.Errors, p.OpsPerSec, p.P50ms, p.P90ms, p.P99ms, p.MaxMs, cpu, rss)
 	}
 	tw.Flush()
 }
@@ -549,14 +553,18 @@ func compareReports(w io.Writer, pathA, pathB string) error {
 	if err != nil {
 		return err
 	}
+	width := len("RSS idle, before load (MiB)")
+	for _, p := range a.Phases {
+		width = max(width, len(fmt.Sprintf("%s c=%d server CPU ms/op", p.Name, p.Concurrency)))
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "figure\tbetter\t%s\t%s\t%s/%s\t\n", a.Label, b.Label, a.Label, b.Label)
+	fmt.Fprintf(tw, "%-*s\tbetter\t%s\t%s\t%s/%s\t\n", width, "figure", a.Label, b.Label, a.Label, b.Label)
 	row := func(name, better string, x, y float64, format string) {
 		ratio := "-"
 		if y != 0 {
 			ratio = fmt.Sprintf("%.2fx", x/y)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t"+format+"\t"+format+"\t%s\t\n", name, better, x, y, ratio)
+		fmt.Fprintf(tw, "%-*s\t%s\t"+format+"\t"+format+"\t%s\t\n", width, name, better, x, y, ratio)
 	}
 	if a.Before != nil && b.Before != nil {
 		row("RSS idle, before load (MiB)", "lower", a.Before.RSS, b.Before.RSS, "%.1f")
