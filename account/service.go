@@ -185,7 +185,7 @@ func (s *Service) CreateAccount(ctx context.Context, in CreateAccountInput) (*Se
 	for _, b := range blocks {
 		na.Blocks = append(na.Blocks, store.Block{CID: b.CID.String(), Content: b.Data})
 	}
-	switch err := s.Store.CreateAccount(ctx, na); {
+	switch _, err := s.Store.CreateAccount(ctx, na); {
 	case errors.Is(err, store.ErrHandleTaken):
 		return nil, invalidRequest("Handle already taken: %s", handle)
 	case errors.Is(err, store.ErrEmailTaken):
@@ -436,7 +436,7 @@ func (s *Service) UpdateHandle(ctx context.Context, did, raw string) error {
 	if err := s.Identities.UpdateHandle(ctx, did, handle); err != nil {
 		return fmt.Errorf("publish handle: %w", err)
 	}
-	if err := s.Store.UpdateHandle(ctx, did, handle); errors.Is(err, store.ErrHandleTaken) {
+	if _, err := s.Store.UpdateHandle(ctx, did, handle, nil); errors.Is(err, store.ErrHandleTaken) {
 		return invalidRequest("Handle already taken: %s", handle)
 	} else if err != nil {
 		return err

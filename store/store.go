@@ -28,6 +28,9 @@ var (
 	ErrInviteUnavailable = errors.New("invite code not available")
 	// ErrDuplicate: a row with the same key already exists (app password name).
 	ErrDuplicate = errors.New("duplicate")
+	// ErrRepoChanged: a commit was built on a head that is no longer the
+	// repository's current one.
+	ErrRepoChanged = errors.New("repository head changed")
 )
 
 // Account is one hosted account.
@@ -77,6 +80,58 @@ type NewAccount struct {
 	RootCID string
 	Rev     string
 	Blocks  []Block
+	// Events announce the account on the firehose.
+	Events []NewEvent
+}
+
+// Event is one stored firehose event.
+type Event struct {
+	Seq   int64
+	DID   string
+	Kind  string // "commit", "sync", "identity", "account"
+	Time  time.Time
+	Frame []byte // the complete encoded frame, header and body
+}
+
+// NewEvent is an event to append. Encode makes its frame once the store
+// has assigned its sequence number and time, inside the write transaction,
+// so the frame is encoded exactly once.
+type NewEvent struct {
+	DID    string
+	Kind   string
+	Encode func(seq int64, at time.Time) ([]byte, error)
+}
+
+// RecordRef is a row of the record index.
+type RecordRef struct {
+	Collection string
+	RKey       string
+	CID        string
+	Rev        string
+}
+
+// Commit is one signed repository write, applied atomically: the new
+// blocks, the new head, the record index changes and the firehose events.
+type Commit struct {
+	DID string
+	// PrevCID is the head the commit was built on; ErrRepoChanged when it
+	// is no longer current.
+	PrevCID string
+	CID     string
+	Rev     string
+	Blocks  []Block
+	Puts    []RecordRef // created or updated records
+	Deletes []RecordRef // deleted records (Collection and RKey)
+	Events  []NewEvent
+}
+
+// RepoInfo is one hosted repository, for sync.listRepos.
+type RepoInfo struct {
+	DID    string
+	Head   string
+	Rev    string
+	Active bool
+	Status string
 }
 
 // RepoRoot is the current head of an account's repository.
@@ -126,22 +181,50 @@ type Store interface {
 	Ping(ctx context.Context) error
 	Close() error
 
-	// CreateAccount writes a NewAccount atomically. Errors: ErrHandleTaken,
-	// ErrEmailTaken, ErrDIDTaken, ErrInviteUnavailable; on any error
-	// nothing is written.
-	CreateAccount(ctx context.Context, a NewAccount) error
+	// CreateAccount writes a NewAccount atomically and returns its stored
+	// events. Errors: ErrHandleTaken, ErrEmailTaken, ErrDIDTaken,
+	// ErrInviteUnavailable; on any error nothing is written.
+	CreateAccount(ctx context.Context, a NewAccount) ([]Event, error)
 	// Account lookups return ErrNotFound when there is no match. Email
 	// matching is case-insensitive.
 	AccountByDID(ctx context.Context, did string) (*Account, error)
 	AccountByHandle(ctx context.Context, handle string) (*Account, error)
 	AccountByEmail(ctx context.Context, email string) (*Account, error)
-	// UpdateHandle sets an account's handle (ErrHandleTaken, ErrNotFound).
-	UpdateHandle(ctx context.Context, did, handle string) error
+	// UpdateHandle sets an account's handle and appends its events in the
+	// same transaction (ErrHandleTaken, ErrNotFound).
+	UpdateHandle(ctx context.Context, did, handle string, events []NewEvent) ([]Event, error)
 	// SigningKey returns an account's repo signing key bytes.
 	SigningKey(ctx context.Context, did string) ([]byte, error)
 
 	// RepoRoot returns the current head of a repository (ErrNotFound).
 	RepoRoot(ctx context.Context, did string) (*RepoRoot, error)
+	// ApplyCommit stores a commit atomically and returns its stored events
+	// (ErrRepoChanged, ErrNotFound). On error nothing is written.
+	ApplyCommit(ctx context.Context, c Commit) ([]Event, error)
+	// Block returns a block of a repository (ErrNotFound).
+	Block(ctx context.Context, did, cid string) ([]byte, error)
+	// BlocksSince calls fn for every block of did written after rev sinceRev
+	// ("" for all), in no particular order.
+	BlocksSince(ctx context.Context, did, sinceRev string, fn func(Block) error) error
+	// Record returns an index row (ErrNotFound).
+	Record(ctx context.Context, did, collection, rkey string) (*RecordRef, error)
+	// ListRecords lists a collection in record-key order, after cursor
+	// (exclusive; "" from the start), descending when reverse.
+	ListRecords(ctx context.Context, did, collection string, limit int, cursor string, reverse bool) ([]RecordRef, error)
+	// Collections lists the collections a repository has records in.
+	Collections(ctx context.Context, did string) ([]string, error)
+	// ListRepos lists hosted repositories by DID after cursor.
+	ListRepos(ctx context.Context, cursor string, limit int) ([]RepoInfo, error)
+
+	// AppendEvents stores events outside a commit (identity, account).
+	AppendEvents(ctx context.Context, events []NewEvent) ([]Event, error)
+	// EventsAfter returns up to limit events with seq > after, in order.
+	EventsAfter(ctx context.Context, after int64, limit int) ([]Event, error)
+	// EventBounds returns the oldest and newest stored seq (0, 0 if none).
+	EventBounds(ctx context.Context) (oldest, newest int64, err error)
+	// PruneEvents deletes events sequenced before t, always keeping the
+	// newest so sequence numbers never restart.
+	PruneEvents(ctx context.Context, before time.Time) (int64, error)
 
 	// CreateAppPassword stores a new app password (ErrDuplicate on the name).
 	CreateAppPassword(ctx context.Context, p AppPassword) error

@@ -13,8 +13,9 @@ import (
 
 // CreateAccount writes the account, its key, its invite use and its first
 // commit in one transaction.
-func (s *Store) CreateAccount(ctx context.Context, a store.NewAccount) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+func (s *Store) CreateAccount(ctx context.Context, a store.NewAccount) ([]store.Event, error) {
+	var events []store.Event
+	err := s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO account
 			(did, handle, email, password_hash, email_confirmed_at, invites_disabled, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`,
@@ -50,8 +51,13 @@ func (s *Store) CreateAccount(ctx context.Context, a store.NewAccount) error {
 		if _, err := tx.ExecContext(ctx, "INSERT INTO repo_root (did, cid, rev) VALUES (?, ?, ?)", a.DID, a.RootCID, a.Rev); err != nil {
 			return fmt.Errorf("insert repo root: %w", err)
 		}
-		return nil
+		events, err = appendEvents(ctx, tx, a.Events)
+		return err
 	})
+	if err != nil {
+		return nil, err
+	}
+	return events, nil
 }
 
 // useInvite consumes one use of code: the availability check and the use
@@ -116,8 +122,9 @@ func (s *Store) AccountByEmail(ctx context.Context, email string) (*store.Accoun
 }
 
 // UpdateHandle implements store.Store.
-func (s *Store) UpdateHandle(ctx context.Context, did, handle string) error {
-	return s.tx(ctx, func(tx *sql.Tx) error {
+func (s *Store) UpdateHandle(ctx context.Context, did, handle string, evs []store.NewEvent) ([]store.Event, error) {
+	var events []store.Event
+	err := s.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, "UPDATE account SET handle = ? WHERE did = ?", handle, did)
 		if _, ok := uniqueViolation(err); ok {
 			return store.ErrHandleTaken
@@ -128,8 +135,13 @@ func (s *Store) UpdateHandle(ctx context.Context, did, handle string) error {
 		if n, _ := res.RowsAffected(); n == 0 {
 			return store.ErrNotFound
 		}
-		return nil
+		events, err = appendEvents(ctx, tx, evs)
+		return err
 	})
+	if err != nil {
+		return nil, err
+	}
+	return events, nil
 }
 
 // SigningKey implements store.Store.

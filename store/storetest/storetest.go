@@ -26,6 +26,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UpdateHandle", testUpdateHandle},
 		{"AppPasswords", testAppPasswords},
 		{"RefreshTokenRotation", testRefreshRotation},
+		{"Commits", testCommits},
+		{"EventSequence", testEventSequence},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -50,7 +52,7 @@ func newAccount(n int) store.NewAccount {
 
 func mustCreate(t *testing.T, s store.Store, a store.NewAccount) {
 	t.Helper()
-	if err := s.CreateAccount(ctx, a); err != nil {
+	if _, err := s.CreateAccount(ctx, a); err != nil {
 		t.Fatalf("CreateAccount(%s): %v", a.DID, err)
 	}
 }
@@ -104,7 +106,7 @@ func testCreateConflicts(t *testing.T, s store.Store) {
 		{sameDID, store.ErrDIDTaken},
 		{badInvite, store.ErrInviteUnavailable},
 	} {
-		if err := s.CreateAccount(ctx, tc.a); !errors.Is(err, tc.want) {
+		if _, err := s.CreateAccount(ctx, tc.a); !errors.Is(err, tc.want) {
 			t.Errorf("CreateAccount(%s): got %v, want %v", tc.a.Handle, err, tc.want)
 		}
 		// Nothing of a refused account is left behind.
@@ -136,7 +138,7 @@ func testInviteRace(t *testing.T, s store.Store) {
 			defer wg.Done()
 			a := newAccount(100 + i)
 			a.InviteCode = "race"
-			err := s.CreateAccount(ctx, a)
+			_, err := s.CreateAccount(ctx, a)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -182,7 +184,7 @@ func testInviteDisabled(t *testing.T, s store.Store) {
 	for _, code := range []string{"a", "b", "c"} {
 		a := newAccount(int(code[0]))
 		a.InviteCode = code
-		if err := s.CreateAccount(ctx, a); !errors.Is(err, store.ErrInviteUnavailable) {
+		if _, err := s.CreateAccount(ctx, a); !errors.Is(err, store.ErrInviteUnavailable) {
 			t.Errorf("disabled code %s: got %v", code, err)
 		}
 	}
@@ -192,13 +194,13 @@ func testUpdateHandle(t *testing.T, s store.Store) {
 	a, b := newAccount(1), newAccount(2)
 	mustCreate(t, s, a)
 	mustCreate(t, s, b)
-	if err := s.UpdateHandle(ctx, a.DID, b.Handle); !errors.Is(err, store.ErrHandleTaken) {
+	if err := updateHandle(s, a.DID, b.Handle); !errors.Is(err, store.ErrHandleTaken) {
 		t.Errorf("taken: got %v", err)
 	}
-	if err := s.UpdateHandle(ctx, "did:plc:nobody", "x.test"); !errors.Is(err, store.ErrNotFound) {
+	if err := updateHandle(s, "did:plc:nobody", "x.test"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unknown did: got %v", err)
 	}
-	if err := s.UpdateHandle(ctx, a.DID, "new.test"); err != nil {
+	if err := updateHandle(s, a.DID, "new.test"); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := s.AccountByHandle(ctx, "new.test"); err != nil || got.DID != a.DID {
@@ -296,4 +298,9 @@ func testRefreshRotation(t *testing.T, s store.Store) {
 	if _, err := s.RefreshToken(ctx, "r4"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("revoked token is live: %v", err)
 	}
+}
+
+func updateHandle(s store.Store, did, handle string) error {
+	_, err := s.UpdateHandle(ctx, did, handle, nil)
+	return err
 }

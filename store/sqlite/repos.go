@@ -1,0 +1,278 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hearth-pds/hearth/store"
+)
+
+// ApplyCommit implements store.Store. The head check and the update are
+// in one write transaction, so two commits built on the same head cannot
+// both land.
+func (s *Store) ApplyCommit(ctx context.Context, c store.Commit) ([]store.Event, error) {
+	var events []store.Event
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE repo_root SET cid = ?, rev = ? WHERE did = ? AND cid = ?", c.CID, c.Rev, c.DID, c.PrevCID)
+		if err != nil {
+			return fmt.Errorf("update repo root: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			var one int
+			if err := tx.QueryRowContext(ctx, "SELECT 1 FROM repo_root WHERE did = ?", c.DID).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+				return store.ErrNotFound
+			}
+			return store.ErrRepoChanged
+		}
+		if err := insertBlocks(ctx, tx, c.DID, c.Rev, c.Blocks); err != nil {
+			return err
+		}
+		now := fmtTime(time.Now())
+		for _, r := range c.Puts {
+			_, err := tx.ExecContext(ctx, `INSERT INTO record (did, collection, rkey, cid, rev, indexed_at) VALUES (?, ?, ?, ?, ?, ?)
+				ON CONFLICT (did, collection, rkey) DO UPDATE SET cid = excluded.cid, rev = excluded.rev, indexed_at = excluded.indexed_at`,
+				c.DID, r.Collection, r.RKey, r.CID, c.Rev, now)
+			if err != nil {
+				return fmt.Errorf("index record: %w", err)
+			}
+		}
+		for _, r := range c.Deletes {
+			if _, err := tx.ExecContext(ctx, "DELETE FROM record WHERE did = ? AND collection = ? AND rkey = ?", c.DID, r.Collection, r.RKey); err != nil {
+				return fmt.Errorf("unindex record: %w", err)
+			}
+		}
+		events, err = appendEvents(ctx, tx, c.Events)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return events, nil
+}
+
+func insertBlocks(ctx context.Context, tx *sql.Tx, did, rev string, blocks []store.Block) error {
+	if len(blocks) == 0 {
+		return nil
+	}
+	stmt, err := tx.PrepareContext(ctx, "INSERT OR IGNORE INTO repo_block (did, cid, rev, content) VALUES (?, ?, ?, ?)")
+	if err != nil {
+		return fmt.Errorf("insert blocks: %w", err)
+	}
+	defer stmt.Close()
+	for _, b := range blocks {
+		if _, err := stmt.ExecContext(ctx, did, b.CID, rev, b.Content); err != nil {
+			return fmt.Errorf("insert block: %w", err)
+		}
+	}
+	return nil
+}
+
+// appendEvents assigns the next sequence numbers and encodes each frame
+// with its own. The writer connection is the only one that writes, so
+// max(seq)+1 read inside the transaction cannot be taken by another, and
+// sequence numbers become visible in order.
+func appendEvents(ctx context.Context, tx *sql.Tx, evs []store.NewEvent) ([]store.Event, error) {
+	if len(evs) == 0 {
+		return nil, nil
+	}
+	var last int64
+	if err := tx.QueryRowContext(ctx, "SELECT coalesce(max(seq), 0) FROM repo_event").Scan(&last); err != nil {
+		return nil, fmt.Errorf("read last seq: %w", err)
+	}
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	out := make([]store.Event, 0, len(evs))
+	for i, ev := range evs {
+		seq := last + int64(i) + 1
+		frame, err := ev.Encode(seq, at)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s event: %w", ev.Kind, err)
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT INTO repo_event (seq, did, kind, sequenced_at, frame) VALUES (?, ?, ?, ?, ?)",
+			seq, ev.DID, ev.Kind, fmtTime(at), frame); err != nil {
+			return nil, fmt.Errorf("insert event: %w", err)
+		}
+		out = append(out, store.Event{Seq: seq, DID: ev.DID, Kind: ev.Kind, Time: at, Frame: frame})
+	}
+	return out, nil
+}
+
+// AppendEvents implements store.Store.
+func (s *Store) AppendEvents(ctx context.Context, evs []store.NewEvent) ([]store.Event, error) {
+	var events []store.Event
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var err error
+		events, err = appendEvents(ctx, tx, evs)
+		return err
+	})
+	return events, err
+}
+
+// EventsAfter implements store.Store.
+func (s *Store) EventsAfter(ctx context.Context, after int64, limit int) ([]store.Event, error) {
+	rows, err := s.read.QueryContext(ctx, "SELECT seq, did, kind, sequenced_at, frame FROM repo_event WHERE seq > ? ORDER BY seq LIMIT ?", after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Event
+	for rows.Next() {
+		var (
+			e  store.Event
+			at string
+		)
+		if err := rows.Scan(&e.Seq, &e.DID, &e.Kind, &at, &e.Frame); err != nil {
+			return nil, fmt.Errorf("read events: %w", err)
+		}
+		e.Time = parseTime(at)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// EventBounds implements store.Store.
+func (s *Store) EventBounds(ctx context.Context) (int64, int64, error) {
+	var oldest, newest int64
+	err := s.read.QueryRowContext(ctx, "SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM repo_event").Scan(&oldest, &newest)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read event bounds: %w", err)
+	}
+	return oldest, newest, nil
+}
+
+// PruneEvents implements store.Store.
+func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM repo_event WHERE sequenced_at < ?
+			AND seq < (SELECT max(seq) FROM repo_event)`, fmtTime(before))
+		if err != nil {
+			return fmt.Errorf("prune events: %w", err)
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
+	return n, err
+}
+
+// Block implements store.Store.
+func (s *Store) Block(ctx context.Context, did, cid string) ([]byte, error) {
+	var b []byte
+	err := s.read.QueryRowContext(ctx, "SELECT content FROM repo_block WHERE did = ? AND cid = ?", did, cid).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read block: %w", err)
+	}
+	return b, nil
+}
+
+// BlocksSince implements store.Store.
+func (s *Store) BlocksSince(ctx context.Context, did, sinceRev string, fn func(store.Block) error) error {
+	rows, err := s.read.QueryContext(ctx, "SELECT cid, content FROM repo_block WHERE did = ? AND rev > ?", did, sinceRev)
+	if err != nil {
+		return fmt.Errorf("read blocks: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b store.Block
+		if err := rows.Scan(&b.CID, &b.Content); err != nil {
+			return fmt.Errorf("read blocks: %w", err)
+		}
+		if err := fn(b); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// Record implements store.Store.
+func (s *Store) Record(ctx context.Context, did, collection, rkey string) (*store.RecordRef, error) {
+	r := store.RecordRef{Collection: collection, RKey: rkey}
+	err := s.read.QueryRowContext(ctx, "SELECT cid, rev FROM record WHERE did = ? AND collection = ? AND rkey = ?",
+		did, collection, rkey).Scan(&r.CID, &r.Rev)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read record: %w", err)
+	}
+	return &r, nil
+}
+
+// ListRecords implements store.Store.
+func (s *Store) ListRecords(ctx context.Context, did, collection string, limit int, cursor string, reverse bool) ([]store.RecordRef, error) {
+	q := "SELECT rkey, cid, rev FROM record WHERE did = ? AND collection = ?"
+	args := []any{did, collection}
+	switch {
+	case cursor != "" && reverse:
+		q += " AND rkey > ?"
+		args = append(args, cursor)
+	case cursor != "":
+		q += " AND rkey < ?"
+		args = append(args, cursor)
+	}
+	// Newest first by default: record keys are TIDs, which sort by time;
+	// reverse lists oldest first, as the official PDS does.
+	if reverse {
+		q += " ORDER BY rkey ASC LIMIT ?"
+	} else {
+		q += " ORDER BY rkey DESC LIMIT ?"
+	}
+	args = append(args, limit)
+	rows, err := s.read.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list records: %w", err)
+	}
+	defer rows.Close()
+	var out []store.RecordRef
+	for rows.Next() {
+		r := store.RecordRef{Collection: collection}
+		if err := rows.Scan(&r.RKey, &r.CID, &r.Rev); err != nil {
+			return nil, fmt.Errorf("list records: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// Collections implements store.Store.
+func (s *Store) Collections(ctx context.Context, did string) ([]string, error) {
+	rows, err := s.read.QueryContext(ctx, "SELECT DISTINCT collection FROM record WHERE did = ? ORDER BY collection", did)
+	if err != nil {
+		return nil, fmt.Errorf("list collections: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, fmt.Errorf("list collections: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// ListRepos implements store.Store.
+func (s *Store) ListRepos(ctx context.Context, cursor string, limit int) ([]store.RepoInfo, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT a.did, r.cid, r.rev, a.deactivated_at IS NULL AND a.takedown_ref IS NULL,
+		CASE WHEN a.takedown_ref IS NOT NULL THEN 'takendown' WHEN a.deactivated_at IS NOT NULL THEN 'deactivated' ELSE '' END
+		FROM account a JOIN repo_root r ON r.did = a.did WHERE a.did > ? ORDER BY a.did LIMIT ?`, cursor, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list repos: %w", err)
+	}
+	defer rows.Close()
+	var out []store.RepoInfo
+	for rows.Next() {
+		var r store.RepoInfo
+		if err := rows.Scan(&r.DID, &r.Head, &r.Rev, &r.Active, &r.Status); err != nil {
+			return nil, fmt.Errorf("list repos: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,160 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hearth-pds/hearth/store"
+)
+
+func frameEvent(did, kind string) store.NewEvent {
+	return store.NewEvent{DID: did, Kind: kind, Encode: func(seq int64, at time.Time) ([]byte, error) {
+		return fmt.Appendf(nil, "%s#%d", kind, seq), nil
+	}}
+}
+
+func testCommits(t *testing.T, s store.Store) {
+	a := newAccount(1)
+	a.Events = []store.NewEvent{frameEvent(a.DID, "identity"), frameEvent(a.DID, "account"), frameEvent(a.DID, "commit")}
+	evs, err := s.CreateAccount(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 3 || evs[0].Seq != 1 || evs[2].Seq != 3 || string(evs[2].Frame) != "commit#3" {
+		t.Fatalf("account events = %+v", evs)
+	}
+
+	c1 := store.Commit{
+		DID: a.DID, PrevCID: a.RootCID, CID: "c1", Rev: "rev2",
+		Blocks: []store.Block{{CID: "b1", Content: []byte("one")}},
+		Puts: []store.RecordRef{
+			{Collection: "app.bsky.feed.post", RKey: "3k2", CID: "r2"},
+			{Collection: "app.bsky.feed.post", RKey: "3k1", CID: "r1"},
+			{Collection: "app.bsky.feed.post", RKey: "3k3", CID: "r3"},
+			{Collection: "app.bsky.actor.profile", RKey: "self", CID: "p"},
+		},
+		Events: []store.NewEvent{frameEvent(a.DID, "commit")},
+	}
+	evs, err = s.ApplyCommit(ctx, c1)
+	if err != nil || len(evs) != 1 || evs[0].Seq != 4 {
+		t.Fatalf("ApplyCommit = %+v, %v", evs, err)
+	}
+	// A commit built on the old head is refused and writes nothing.
+	stale := c1
+	stale.CID, stale.Rev, stale.Blocks = "c-stale", "rev3", []store.Block{{CID: "stale", Content: []byte("x")}}
+	if _, err := s.ApplyCommit(ctx, stale); !errors.Is(err, store.ErrRepoChanged) {
+		t.Errorf("stale commit: got %v, want ErrRepoChanged", err)
+	}
+	if _, err := s.Block(ctx, a.DID, "stale"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("stale commit left a block: %v", err)
+	}
+	if _, err := s.ApplyCommit(ctx, store.Commit{DID: "did:plc:nobody", PrevCID: "x", CID: "y"}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("commit to an unknown repo: %v", err)
+	}
+	root, _ := s.RepoRoot(ctx, a.DID)
+	if root.CID != "c1" || root.Rev != "rev2" {
+		t.Errorf("head = %+v", root)
+	}
+	if b, err := s.Block(ctx, a.DID, "b1"); err != nil || string(b) != "one" {
+		t.Errorf("Block = %q, %v", b, err)
+	}
+
+	list, _ := s.ListRecords(ctx, a.DID, "app.bsky.feed.post", 2, "", false)
+	if len(list) != 2 || list[0].RKey != "3k3" || list[1].RKey != "3k2" {
+		t.Errorf("ListRecords newest first = %+v", list)
+	}
+	list, _ = s.ListRecords(ctx, a.DID, "app.bsky.feed.post", 10, "3k2", false)
+	if len(list) != 1 || list[0].RKey != "3k1" {
+		t.Errorf("ListRecords after cursor = %+v", list)
+	}
+	list, _ = s.ListRecords(ctx, a.DID, "app.bsky.feed.post", 10, "3k1", true)
+	if len(list) != 2 || list[0].RKey != "3k2" {
+		t.Errorf("ListRecords reverse after cursor = %+v", list)
+	}
+	cols, _ := s.Collections(ctx, a.DID)
+	if len(cols) != 2 || cols[0] != "app.bsky.actor.profile" {
+		t.Errorf("Collections = %v", cols)
+	}
+
+	c2 := store.Commit{DID: a.DID, PrevCID: "c1", CID: "c2", Rev: "rev3",
+		Puts:    []store.RecordRef{{Collection: "app.bsky.feed.post", RKey: "3k1", CID: "r1b"}},
+		Deletes: []store.RecordRef{{Collection: "app.bsky.feed.post", RKey: "3k2"}}}
+	if _, err := s.ApplyCommit(ctx, c2); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Record(ctx, a.DID, "app.bsky.feed.post", "3k1"); err != nil || r.CID != "r1b" || r.Rev != "rev3" {
+		t.Errorf("updated record = %+v, %v", r, err)
+	}
+	if _, err := s.Record(ctx, a.DID, "app.bsky.feed.post", "3k2"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("deleted record: %v", err)
+	}
+
+	var since []string
+	s.BlocksSince(ctx, a.DID, a.Rev, func(b store.Block) error { since = append(since, b.CID); return nil })
+	if len(since) != 1 || since[0] != "b1" {
+		t.Errorf("BlocksSince(%s) = %v", a.Rev, since)
+	}
+	repos, err := s.ListRepos(ctx, "", 10)
+	if err != nil || len(repos) != 1 || repos[0].Head != "c2" || !repos[0].Active {
+		t.Errorf("ListRepos = %+v, %v", repos, err)
+	}
+}
+
+// Concurrent writers get distinct, gapless sequence numbers, visible in
+// order.
+func testEventSequence(t *testing.T, s store.Store) {
+	const writers, each = 8, 25
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range each {
+				if _, err := s.AppendEvents(ctx, []store.NewEvent{frameEvent(fmt.Sprint("did:plc:w", w), "identity")}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	var all []store.Event
+	for after := int64(0); ; {
+		page, err := s.EventsAfter(ctx, after, 37)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		all = append(all, page...)
+		after = page[len(page)-1].Seq
+	}
+	if len(all) != writers*each {
+		t.Fatalf("%d events, want %d", len(all), writers*each)
+	}
+	for i, e := range all {
+		if e.Seq != int64(i+1) || string(e.Frame) != fmt.Sprintf("identity#%d", e.Seq) {
+			t.Fatalf("event %d = seq %d frame %q", i, e.Seq, e.Frame)
+		}
+	}
+	oldest, newest, _ := s.EventBounds(ctx)
+	if oldest != 1 || newest != writers*each {
+		t.Errorf("EventBounds = %d, %d", oldest, newest)
+	}
+	// Pruning everything keeps the newest, so numbering continues.
+	if _, err := s.PruneEvents(ctx, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	oldest, newest, _ = s.EventBounds(ctx)
+	if oldest != newest || newest != writers*each {
+		t.Errorf("after pruning, EventBounds = %d, %d", oldest, newest)
+	}
+	evs, _ := s.AppendEvents(ctx, []store.NewEvent{frameEvent("did:plc:x", "identity")})
+	if evs[0].Seq != writers*each+1 {
+		t.Errorf("seq after pruning = %d", evs[0].Seq)
+	}
+}
