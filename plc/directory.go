@@ -144,6 +144,8 @@ func (d *Directory) Close() error {
 // within 72 hours of that operation; the displaced operations become
 // nullified.
 //
+// The directory keeps op itself: do not modify it afterwards.
+//
 // Errors: ErrInvalidOperation (wrapped, with the reason) for any
 // rejection, ErrClosed, or a storage error.
 func (d *Directory) Submit(ctx context.Context, did syntax.DID, op didplc.Operation) error {
@@ -164,20 +166,13 @@ func (d *Directory) Submit(ctx context.Context, did syntax.DID, op didplc.Operat
 	}
 	createdAt := d.stamp()
 	p, err := didplc.VerifyOperation(ctx, d.idx, did.String(), op, createdAt)
-	if errors.Is(err, didplc.ErrInvalidOperation) {
-		reason := strings.TrimPrefix(err.Error(), didplc.ErrInvalidOperation.Error()+": ")
-		return fmt.Errorf("%w: %s", ErrInvalidOperation, reason)
-	}
 	if err != nil {
-		return fmt.Errorf("verify operation for %s: %w", did, err)
+		return rejection(err, "verify operation for "+did.String())
 	}
 	// Check against the index before writing, so nothing reaches the
 	// journal that replay would then refuse.
 	if err := d.idx.check(p); err != nil {
-		if errors.Is(err, didplc.ErrInvalidOperation) {
-			return fmt.Errorf("%w: %s", ErrInvalidOperation, strings.TrimPrefix(err.Error(), didplc.ErrInvalidOperation.Error()+": "))
-		}
-		return fmt.Errorf("index operation for %s: %w", did, err)
+		return rejection(err, "index operation for "+did.String())
 	}
 	if d.journal != nil {
 		err := d.journal.append(record{
@@ -194,6 +189,16 @@ func (d *Directory) Submit(ctx context.Context, did syntax.DID, op didplc.Operat
 	d.last = createdAt
 	d.logger.Info("plc operation accepted", "did", p.DID, "cid", p.OpCid, "nullified", len(p.NullifiedOps))
 	return nil
+}
+
+// rejection turns the library's ErrInvalidOperation into ours, keeping
+// its reason; any other error is a failure of the directory itself.
+func rejection(err error, context string) error {
+	if errors.Is(err, didplc.ErrInvalidOperation) {
+		reason := strings.TrimPrefix(err.Error(), didplc.ErrInvalidOperation.Error()+": ")
+		return fmt.Errorf("%w: %s", ErrInvalidOperation, reason)
+	}
+	return fmt.Errorf("%s: %w", context, err)
 }
 
 // stamp returns the createdAt for the next operation: the clock at
