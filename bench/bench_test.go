@@ -31,8 +31,8 @@ import (
 // serve listens on every interface and dev on 127.0.0.1 only; with
 // PDS_DID_PLC_URL pointing elsewhere, dev starts no PLC directory of its
 // own, so the server process is the PDS alone. Besides ns/op each reports
-// the server's CPU time per operation and its RSS (VmRSS, VmHWM) after
-// the run, read from /proc.
+// the server's CPU time per operation and its memory after the run (VmRSS,
+// VmHWM and RssAnon, the private part of RSS), read from /proc.
 
 // server is a running `hearth dev`.
 type server struct {
@@ -195,6 +195,7 @@ func (s *server) measure(b *testing.B, parallel bool, op func(ctx context.Contex
 	b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "server-cpu-ns/op")
 	b.ReportMetric(bench.MiB(m.RSS), "server-RSS-MiB")
 	b.ReportMetric(bench.MiB(m.HWM), "server-HWM-MiB")
+	b.ReportMetric(bench.MiB(m.Anon), "server-anon-MiB")
 }
 
 // BenchmarkStartup starts a fresh server per op (until /xrpc/_health
@@ -202,7 +203,7 @@ func (s *server) measure(b *testing.B, parallel bool, op func(ctx context.Contex
 func BenchmarkStartup(b *testing.B) {
 	plcURL := testenv.StartEmbeddedPLC(b)
 	bin := testenv.Binary(b)
-	var rss, hwm float64
+	var rss, hwm, anon float64
 	b.ResetTimer()
 	for range b.N {
 		dir := b.TempDir()
@@ -218,10 +219,12 @@ func BenchmarkStartup(b *testing.B) {
 		}
 		rss += bench.MiB(m.RSS)
 		hwm += bench.MiB(m.HWM)
+		anon += bench.MiB(m.Anon)
 		b.StartTimer()
 	}
 	b.ReportMetric(rss/float64(b.N), "startup-RSS-MiB")
 	b.ReportMetric(hwm/float64(b.N), "startup-HWM-MiB")
+	b.ReportMetric(anon/float64(b.N), "startup-anon-MiB")
 }
 
 func BenchmarkDescribeServer(b *testing.B) {

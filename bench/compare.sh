@@ -71,8 +71,8 @@ wait_http() { # url seconds
   echo "!! $1 did not answer within $2 s" >&2
   return 1
 }
-rss() { # pid -> "VmRSS MiB (VmHWM MiB)"
-  awk '/^VmRSS:/ {r=$2} /^VmHWM:/ {h=$2} END {printf "%.1f MiB (peak %.1f MiB)", r/1024, h/1024}' "/proc/$1/status"
+rss() { # pid -> "VmRSS MiB (RssAnon, RssFile, VmHWM)"
+  awk '/^VmRSS:/ {r=$2} /^VmHWM:/ {h=$2} /^RssAnon:/ {a=$2} /^RssFile:/ {f=$2} END {printf "%.1f MiB (anon %.1f, file %.1f; peak %.1f)", r/1024, a/1024, f/1024, h/1024}' "/proc/$1/status"
 }
 
 for p in "$HEARTH_PORT" "$HEARTH_PLC_PORT"; do
@@ -80,8 +80,10 @@ for p in "$HEARTH_PORT" "$HEARTH_PLC_PORT"; do
 done
 
 # --- build ---------------------------------------------------------------------
+# The binary as `make build` makes it (static, stripped).
 log "building hearth and bench/load"
-(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -o "$WORK/bin/hearth" ./cmd/hearth \
+VERSION="$(cd "$ROOT" && git describe --tags --always --dirty 2>/dev/null || echo dev)"
+(cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$VERSION" -o "$WORK/bin/hearth" ./cmd/hearth \
   && go build -o "$WORK/bin/load" ./bench/load)
 
 # --- Hearth --------------------------------------------------------------------

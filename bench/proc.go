@@ -13,14 +13,16 @@ import (
 
 // Memory is a process's resident memory as /proc/PID/status reports it.
 type Memory struct {
-	RSS int64 // VmRSS, bytes: resident now
-	HWM int64 // VmHWM, bytes: the peak resident size so far
+	RSS  int64 // VmRSS, bytes: resident now
+	HWM  int64 // VmHWM, bytes: the peak resident size so far
+	Anon int64 // RssAnon, bytes: the private part of RSS (heaps, stacks)
+	File int64 // RssFile, bytes: mapped file pages (mostly the executable's own code and data)
 }
 
 // MiB converts bytes to mebibytes.
 func MiB(n int64) float64 { return float64(n) / (1 << 20) }
 
-// ReadMemory reads VmRSS and VmHWM of pid.
+// ReadMemory reads VmRSS, VmHWM, RssAnon and RssFile of pid.
 func ReadMemory(pid int) (Memory, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
@@ -31,7 +33,18 @@ func ReadMemory(pid int) (Memory, error) {
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	for sc.Scan() {
 		name, rest, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (name != "VmRSS" && name != "VmHWM") {
+		var field *int64
+		switch name {
+		case "VmRSS":
+			field = &m.RSS
+		case "VmHWM":
+			field = &m.HWM
+		case "RssAnon":
+			field = &m.Anon
+		case "RssFile":
+			field = &m.File
+		}
+		if !ok || field == nil {
 			continue
 		}
 		f := strings.Fields(rest)
@@ -42,15 +55,11 @@ func ReadMemory(pid int) (Memory, error) {
 		if err != nil {
 			return Memory{}, fmt.Errorf("pid %d: %s: %w", pid, name, err)
 		}
-		if name == "VmRSS" {
-			m.RSS = kb << 10
-		} else {
-			m.HWM = kb << 10
-		}
+		*field = kb << 10
 		seen++
 	}
-	if seen != 2 {
-		return Memory{}, fmt.Errorf("pid %d: no VmRSS/VmHWM in /proc status (a kernel thread?)", pid)
+	if seen != 4 {
+		return Memory{}, fmt.Errorf("pid %d: no VmRSS/VmHWM/RssAnon/RssFile in /proc status (a kernel thread?)", pid)
 	}
 	return m, nil
 }

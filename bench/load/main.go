@@ -95,10 +95,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.Label, "label", "", "name of this server in the report (default: the URL)")
 	fs.IntVar(&o.PID, "pid", 0, "server process id: report its RSS and CPU time from /proc (0: none)")
 	fs.DurationVar(&o.Duration, "duration", 5*time.Second, "time bound of each read phase (describeServer, getSession, createSession)")
-	fs.IntVar(&o.Requests, "requests", 50000, "request bound of each read phase")
+	fs.IntVar(&o.Requests, "requests", 200000, "request bound of each read phase")
 	fs.IntVar(&o.Warmup, "warmup", 200, "untimed requests before each read phase (lets a JIT warm up)")
 	fs.IntVar(&o.Concurrency, "c", 8, "concurrent requests in the concurrent phases")
-	fs.IntVar(&o.Accounts, "accounts", 20, "accounts created by each createAccount phase")
+	fs.IntVar(&o.Accounts, "accounts", 40, "accounts created by each createAccount phase")
 	fs.DurationVar(&o.AccountTime, "account-time", 2*time.Minute, "time bound of each createAccount phase")
 	fs.DurationVar(&o.Timeout, "timeout", 30*time.Second, "timeout of one request")
 	fs.StringVar(&phases, "phases", strings.Join([]string{phaseDescribe, phaseGetSession, phaseAccountSeq, phaseAccountConc}, ","),
@@ -198,10 +198,12 @@ type Report struct {
 	Phases []Phase    `json:"phases"`
 }
 
-// MemoryMiB is VmRSS and VmHWM in MiB.
+// MemoryMiB is VmRSS, VmHWM, RssAnon and RssFile in MiB.
 type MemoryMiB struct {
-	RSS float64 `json:"rssMiB"`
-	HWM float64 `json:"hwmMiB"`
+	RSS  float64 `json:"rssMiB"`
+	HWM  float64 `json:"hwmMiB"`
+	Anon float64 `json:"anonMiB"`
+	File float64 `json:"fileMiB"`
 }
 
 // Phase is the outcome of one phase.
@@ -474,7 +476,7 @@ func memory(pid int) (*MemoryMiB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &MemoryMiB{RSS: bench.MiB(m.RSS), HWM: bench.MiB(m.HWM)}, nil
+	return &MemoryMiB{RSS: bench.MiB(m.RSS), HWM: bench.MiB(m.HWM), Anon: bench.MiB(m.Anon), File: bench.MiB(m.File)}, nil
 }
 
 func cpu(pid int) (time.Duration, error) {
@@ -507,8 +509,8 @@ func printReport(w io.Writer, r *Report) {
 	}
 	fmt.Fprintln(w)
 	if r.Before != nil && r.After != nil {
-		fmt.Fprintf(w, "server RSS before load %.1f MiB (peak %.1f), after %.1f MiB (peak %.1f)\n",
-			r.Before.RSS, r.Before.HWM, r.After.RSS, r.After.HWM)
+		fmt.Fprintf(w, "server RSS before load %.1f MiB (anon %.1f, file %.1f; peak %.1f), after %.1f MiB (anon %.1f, file %.1f; peak %.1f)\n",
+			r.Before.RSS, r.Before.Anon, r.Before.File, r.Before.HWM, r.After.RSS, r.After.Anon, r.After.File, r.After.HWM)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	width := len("phase")
@@ -553,7 +555,7 @@ func compareReports(w io.Writer, pathA, pathB string) error {
 	if err != nil {
 		return err
 	}
-	width := len("RSS idle, before load (MiB)")
+	width := len("  of which file-backed, RssFile (MiB)")
 	for _, p := range a.Phases {
 		width = max(width, len(fmt.Sprintf("%s c=%d server CPU ms/op", p.Name, p.Concurrency)))
 	}
@@ -568,9 +570,12 @@ func compareReports(w io.Writer, pathA, pathB string) error {
 	}
 	if a.Before != nil && b.Before != nil {
 		row("RSS idle, before load (MiB)", "lower", a.Before.RSS, b.Before.RSS, "%.1f")
+		row("  of which anonymous, RssAnon (MiB)", "lower", a.Before.Anon, b.Before.Anon, "%.1f")
+		row("  of which file-backed, RssFile (MiB)", "lower", a.Before.File, b.Before.File, "%.1f")
 	}
 	if a.After != nil && b.After != nil {
 		row("RSS after load (MiB)", "lower", a.After.RSS, b.After.RSS, "%.1f")
+		row("  of which anonymous, RssAnon (MiB)", "lower", a.After.Anon, b.After.Anon, "%.1f")
 		row("peak RSS, VmHWM (MiB)", "lower", a.After.HWM, b.After.HWM, "%.1f")
 	}
 	for _, pa := range a.Phases {
