@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"golang.org/x/crypto/argon2"
@@ -22,6 +23,17 @@ const (
 )
 
 var b64 = base64.RawStdEncoding
+
+// hashSlots bounds concurrent argon2 runs. Hashing is CPU-bound, so more
+// than one per core buys no throughput, while each run holds argonMemory:
+// without the bound a burst of sign-ups or logins would hold 19 MiB each.
+var hashSlots = make(chan struct{}, runtime.NumCPU())
+
+func argonKey(password string, salt []byte, iters, mem uint32, threads uint8, keyLen uint32) []byte {
+	hashSlots <- struct{}{}
+	defer func() { <-hashSlots }()
+	return argon2.IDKey([]byte(password), salt, iters, mem, threads, keyLen)
+}
 
 // hashPassword returns a PHC-formatted argon2id hash with a random salt.
 func hashPassword(password string) (string, error) {
@@ -43,7 +55,7 @@ func hashAppPassword(did, password string) string {
 }
 
 func encodeArgon(password string, salt []byte) string {
-	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	key := argonKey(password, salt, argonTime, argonMemory, argonThreads, argonKeyLen)
 	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
 		argon2.Version, argonMemory, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key))
 }
@@ -75,6 +87,6 @@ func checkPassword(password, encoded string) (bool, error) {
 	if err != nil {
 		return false, errBadHash
 	}
-	got := argon2.IDKey([]byte(password), salt, iters, mem, threads, uint32(len(want)))
+	got := argonKey(password, salt, iters, mem, threads, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1, nil
 }
