@@ -45,6 +45,10 @@ type Service struct {
 	// defaults to 2583 but its Docker image, which is what operators run,
 	// sets 3000; we default to 3000. Zero means "any free port" (tests).
 	Port int
+	// ListenHost is the address to listen on (HEARTH_LISTEN_HOST, Hearth's
+	// own; default every interface, like the official PDS). Tests and
+	// sidecar setups set 127.0.0.1.
+	ListenHost string
 	// Hostname is the public DNS name, without scheme or port
 	// (PDS_HOSTNAME, required). "localhost" selects the local development
 	// behaviour of the official PDS: http URLs and ".test" handles.

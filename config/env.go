@@ -18,6 +18,7 @@ import (
 // PDS's (packages/pds/src/config/env.ts and config.ts in bluesky-social/atproto).
 const (
 	envPort              = "PDS_PORT"
+	envListenHost        = "HEARTH_LISTEN_HOST"
 	envHostname          = "PDS_HOSTNAME"
 	envServiceDID        = "PDS_SERVICE_DID"
 	envServiceName       = "PDS_SERVICE_NAME"
@@ -90,7 +91,7 @@ const (
 // hearthVars is every variable FromEnv reads; a test keeps it in step with
 // the parser.
 var hearthVars = []string{
-	envPort, envHostname, envServiceDID, envServiceName, envHomeURL, envPrivacyPolicyURL,
+	envPort, envListenHost, envHostname, envServiceDID, envServiceName, envHomeURL, envPrivacyPolicyURL,
 	envTermsOfServiceURL, envSupportURL, envContactEmail, envBlobUploadLimit,
 	envAcceptingImports, envMaxImportSize, envDevMode,
 	envDataDirectory, envAccountDB, envSequencerDB, envDIDCacheDB, envActorStoreDir,
@@ -180,6 +181,7 @@ func FromEnv(getenv func(string) string, environ []string) (Config, []string, er
 
 	s := &c.Service
 	s.Port = p.int(envPort, s.Port)
+	s.ListenHost = p.str(envListenHost, "")
 	s.Hostname = strings.ToLower(p.str(envHostname, ""))
 	s.DID = p.did(envServiceDID)
 	s.Name = p.str(envServiceName, "")

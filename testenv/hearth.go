@@ -103,6 +103,7 @@ func StartHearth(t testing.TB, plcURL string, extraEnv ...string) *Hearth {
 		h.Env = append(os.Environ(),
 			"PDS_HOSTNAME=localhost",
 			"PDS_PORT="+strconv.Itoa(port),
+			"HEARTH_LISTEN_HOST=127.0.0.1",
 			"PDS_DATA_DIRECTORY="+h.DataDir,
 			"PDS_JWT_SECRET="+h.JWTSecret,
 			"PDS_ADMIN_PASSWORD="+h.AdminPassword,

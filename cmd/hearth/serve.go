@@ -23,7 +23,7 @@ func serve(ctx context.Context, getenv func(string) string, environ []string, st
 	for _, name := range ignored {
 		log.Debug("environment variable accepted but not used", "name", name)
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort("", strconv.Itoa(cfg.Service.Port)))
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Service.ListenHost, strconv.Itoa(cfg.Service.Port)))
 	if err != nil {
 		return fmt.Errorf("listen on port %d: %w", cfg.Service.Port, err)
 	}
