@@ -424,7 +424,7 @@ func TestHearthVarsMatchParser(t *testing.T) {
 		t.Errorf("FromEnv reads %v\nhearthVars lists %v", got, want)
 	}
 	for _, v := range hearthVars {
-		if !slices.Contains(officialVars, v) {
+		if !slices.Contains(officialVars, v) && !strings.HasPrefix(v, "HEARTH_") {
 			t.Errorf("%s is read by Hearth but is not an official variable; document it as Hearth's own", v)
 		}
 	}

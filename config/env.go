@@ -89,7 +89,7 @@ const (
 )
 
 // hearthVars is every variable FromEnv reads; a test keeps it in step with
-// the parser.
+// the parser. All are official except those named HEARTH_*, Hearth's own.
 var hearthVars = []string{
 	envPort, envListenHost, envHostname, envServiceDID, envServiceName, envHomeURL, envPrivacyPolicyURL,
 	envTermsOfServiceURL, envSupportURL, envContactEmail, envBlobUploadLimit,
