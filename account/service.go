@@ -51,6 +51,8 @@ type Service struct {
 	Identities     Identities
 	Handles        HandleRules
 	Resolver       HandleResolver
+	// Events receives the firehose events of sign-ups and handle changes.
+	Events Publisher
 	Tokens         *Tokens
 	InviteRequired bool
 	// Hostname names invite codes, as the official PDS does.
@@ -185,7 +187,11 @@ func (s *Service) CreateAccount(ctx context.Context, in CreateAccountInput) (*Se
 	for _, b := range blocks {
 		na.Blocks = append(na.Blocks, store.Block{CID: b.CID.String(), Content: b.Data})
 	}
-	switch _, err := s.Store.CreateAccount(ctx, na); {
+	if na.Events, err = genesisEvents(did, handle, root, rev, blocks); err != nil {
+		return nil, err
+	}
+	stored, err := s.Store.CreateAccount(ctx, na)
+	switch {
 	case errors.Is(err, store.ErrHandleTaken):
 		return nil, invalidRequest("Handle already taken: %s", handle)
 	case errors.Is(err, store.ErrEmailTaken):
@@ -195,6 +201,7 @@ func (s *Service) CreateAccount(ctx context.Context, in CreateAccountInput) (*Se
 	case err != nil:
 		return nil, fmt.Errorf("store account: %w", err)
 	}
+	s.Events.Publish(stored...)
 	s.Logger.Info("account created", "did", did, "handle", handle)
 	acct := na.Account
 	return s.issue(ctx, &acct, ScopeAccess, "")
@@ -436,11 +443,13 @@ func (s *Service) UpdateHandle(ctx context.Context, did, raw string) error {
 	if err := s.Identities.UpdateHandle(ctx, did, handle); err != nil {
 		return fmt.Errorf("publish handle: %w", err)
 	}
-	if _, err := s.Store.UpdateHandle(ctx, did, handle, nil); errors.Is(err, store.ErrHandleTaken) {
+	stored, err := s.Store.UpdateHandle(ctx, did, handle, []store.NewEvent{identityEvent(did, handle)})
+	if errors.Is(err, store.ErrHandleTaken) {
 		return invalidRequest("Handle already taken: %s", handle)
 	} else if err != nil {
 		return err
 	}
+	s.Events.Publish(stored...)
 	s.Logger.Info("handle updated", "did", did, "handle", handle)
 	return nil
 }

@@ -19,6 +19,10 @@ import (
 	"github.com/hearth-pds/hearth/config"
 	"github.com/hearth-pds/hearth/handle"
 	"github.com/hearth-pds/hearth/identity"
+	"github.com/hearth-pds/hearth/lexicons"
+	"github.com/hearth-pds/hearth/records"
+	"github.com/hearth-pds/hearth/repo"
+	"github.com/hearth-pds/hearth/sequencer"
 	"github.com/hearth-pds/hearth/store"
 	"github.com/hearth-pds/hearth/store/sqlite"
 	"github.com/hearth-pds/hearth/xrpc"
@@ -34,8 +38,10 @@ type PDS struct {
 	log      *slog.Logger
 	store    store.Store
 	accounts *account.Service
+	seq      *sequencer.Sequencer
 	handler  http.Handler
 	http     *http.Server
+	stop     context.CancelFunc
 }
 
 // New opens the store and builds every service from cfg, which must be
@@ -67,12 +73,31 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		plc.RecoveryKey = cfg.Identity.RecoveryDIDKey.DIDKey()
 	}
 	resolver := identity.NewHandleResolver(allowPrivate)
+	seq, err := sequencer.New(ctx, eventLog{st}, sequencer.Config{
+		MaxBuffer: cfg.Subscription.MaxBuffer,
+		Logger:    log.With("component", "sequencer"),
+	})
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("start sequencer: %w", err)
+	}
+	events := firehose{seq}
+	catalog, schemas, err := lexicons.Catalog()
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if schemas == 0 {
+		log.Warn("built without lexicon schemas (run `go generate ./lexicons`): every record type is treated as unknown")
+	}
+	recs := records.New(st, repo.NewEngine(0), events, catalog, log.With("component", "records"))
 	tokens := &account.Tokens{Secret: []byte(cfg.Secrets.JWTSecret), ServiceDID: cfg.Service.DID.String()}
 	accounts := account.NewService(account.Service{
 		Store:          st,
 		Identities:     plc,
 		Handles:        handle.Rules{ServiceDomains: cfg.Identity.ServiceHandleDomains},
 		Resolver:       resolver,
+		Events:         events,
 		Tokens:         tokens,
 		InviteRequired: cfg.Invites.Required,
 		Hostname:       cfg.Service.Hostname,
@@ -92,6 +117,8 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 			HomeURL:              cfg.Service.HomeURL,
 		},
 		Accounts:      accounts,
+		Records:       recs,
+		Firehose:      seq,
 		Tokens:        tokens,
 		Store:         st,
 		Handles:       resolver,
@@ -99,7 +126,9 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		Logger:        log.With("component", "xrpc"),
 		LogRequests:   cfg.Log.Enabled,
 	})
-	p := &PDS{cfg: cfg, log: log, store: st, accounts: accounts, handler: api}
+	bg, stop := context.WithCancel(context.Background())
+	go pruneEvents(bg, st, cfg.Subscription.RepoBackfillLimit, log.With("component", "sequencer"))
+	p := &PDS{cfg: cfg, log: log, store: st, accounts: accounts, seq: seq, handler: api, stop: stop}
 	p.http = &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -128,6 +157,10 @@ func (p *PDS) Serve(ln net.Listener) error {
 // Shutdown stops accepting requests, waits for those in flight (bounded by
 // ctx) and closes the store.
 func (p *PDS) Shutdown(ctx context.Context) error {
+	p.stop()
+	// Close the firehose first: its WebSockets are hijacked connections
+	// that http.Server.Shutdown does not wait for or close.
+	p.seq.Close()
 	err := p.http.Shutdown(ctx)
 	return errors.Join(err, p.store.Close())
 }

@@ -3,7 +3,6 @@ package xrpc
 import (
 	"encoding/json"
 	"net/http"
-	"strconv"
 
 	"github.com/hearth-pds/hearth/account"
 	"github.com/hearth-pds/hearth/store"
@@ -229,12 +228,11 @@ func (s *Server) createInviteCodes(w http.ResponseWriter, r *http.Request, _ cal
 }
 
 func (s *Server) getAccountInviteCodes(w http.ResponseWriter, r *http.Request, c caller) error {
-	includeUsed, err := boolParam(r, "includeUsed", true)
-	if err != nil {
-		return err
-	}
-	if _, err := boolParam(r, "createAvailable", true); err != nil {
-		return err
+	p := params(r)
+	includeUsed := p.boolean("includeUsed", true)
+	p.boolean("createAvailable", true)
+	if p.err != nil {
+		return p.err
 	}
 	codes, err := s.accounts.AccountInviteCodes(r.Context(), c.DID, includeUsed)
 	if err != nil {
@@ -264,17 +262,4 @@ func (s *Server) disableInviteCodes(w http.ResponseWriter, r *http.Request, _ ca
 		return in.err
 	}
 	return s.accounts.DisableInviteCodes(r.Context(), codes, accounts)
-}
-
-// boolParam reads an optional boolean query parameter.
-func boolParam(r *http.Request, name string, def bool) (bool, error) {
-	v := r.URL.Query().Get(name)
-	if v == "" {
-		return def, nil
-	}
-	b, err := strconv.ParseBool(v)
-	if err != nil || (v != "true" && v != "false") {
-		return false, invalidRequest(name + " must be a boolean")
-	}
-	return b, nil
 }

@@ -5,8 +5,11 @@
 package xrpc
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -14,6 +17,7 @@ import (
 	"github.com/bluesky-social/indigo/atproto/syntax"
 
 	"github.com/hearth-pds/hearth/account"
+	"github.com/hearth-pds/hearth/records"
 )
 
 // maxJSONBody is the largest JSON request body accepted, the official
@@ -48,9 +52,12 @@ type Config struct {
 	AdminPassword string
 	Describe      Describe
 	Accounts      *account.Service
-	Tokens        *account.Tokens
-	Store         Pinger
-	Handles       HandleResolver
+	Records       *records.Service
+	// Firehose serves com.atproto.sync.subscribeRepos (a WebSocket).
+	Firehose http.Handler
+	Tokens   *account.Tokens
+	Store    Pinger
+	Handles  HandleResolver
 	// HandleDomains are the service handle suffixes (".example.com"),
 	// used to answer /.well-known/atproto-did and /tls-check.
 	HandleDomains []string
@@ -65,6 +72,8 @@ type Server struct {
 	adminPassword string
 	describe      Describe
 	accounts      *account.Service
+	records       *records.Service
+	firehose      http.Handler
 	tokens        *account.Tokens
 	store         Pinger
 	handles       HandleResolver
@@ -93,6 +102,8 @@ func New(cfg Config) *Server {
 		adminPassword: cfg.AdminPassword,
 		describe:      cfg.Describe,
 		accounts:      cfg.Accounts,
+		records:       cfg.Records,
+		firehose:      cfg.Firehose,
 		tokens:        cfg.Tokens,
 		store:         cfg.Store,
 		handles:       cfg.Handles,
@@ -122,6 +133,21 @@ func New(cfg Config) *Server {
 		"com.atproto.identity.resolveHandle":                {get, authNone, s.resolveHandle},
 		"com.atproto.identity.updateHandle":                 {post, authPrivileged, s.updateHandle},
 		"com.atproto.identity.getRecommendedDidCredentials": {get, authAccess, s.getRecommendedDidCredentials},
+		"com.atproto.repo.createRecord":                     {post, authAccess, s.createRecord},
+		"com.atproto.repo.putRecord":                        {post, authAccess, s.putRecord},
+		"com.atproto.repo.deleteRecord":                     {post, authAccess, s.deleteRecord},
+		"com.atproto.repo.applyWrites":                      {post, authAccess, s.applyWrites},
+		"com.atproto.repo.getRecord":                        {get, authNone, s.getRecord},
+		"com.atproto.repo.listRecords":                      {get, authNone, s.listRecords},
+		"com.atproto.repo.describeRepo":                     {get, authNone, s.describeRepo},
+		"com.atproto.sync.getRepo":                          {get, authNone, s.syncGetRepo},
+		"com.atproto.sync.getCheckout":                      {get, authNone, s.syncGetRepo},
+		"com.atproto.sync.getRecord":                        {get, authNone, s.syncGetRecord},
+		"com.atproto.sync.getBlocks":                        {get, authNone, s.syncGetBlocks},
+		"com.atproto.sync.getLatestCommit":                  {get, authNone, s.syncGetLatestCommit},
+		"com.atproto.sync.getHead":                          {get, authNone, s.syncGetHead},
+		"com.atproto.sync.getRepoStatus":                    {get, authNone, s.syncGetRepoStatus},
+		"com.atproto.sync.listRepos":                        {get, authNone, s.syncListRepos},
 	}
 
 	mux := http.NewServeMux()
@@ -130,6 +156,9 @@ func New(cfg Config) *Server {
 	mux.HandleFunc("GET /xrpc/_health", s.health)
 	mux.HandleFunc("GET /.well-known/atproto-did", s.wellKnownDID)
 	mux.HandleFunc("GET /tls-check", s.tlsCheck)
+	if s.firehose != nil {
+		mux.Handle("GET /xrpc/com.atproto.sync.subscribeRepos", s.firehose)
+	}
 	mux.HandleFunc("/xrpc/{nsid}", s.serveXRPC)
 	mux.HandleFunc("/xrpc/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, invalidRequest("invalid xrpc path"))
@@ -212,6 +241,16 @@ func (r *statusRecorder) Flush() {
 }
 
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// Hijack lets the firehose take the connection over for its WebSocket.
+func (r *statusRecorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := r.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("connection cannot be hijacked")
+	}
+	r.status = http.StatusSwitchingProtocols
+	return h.Hijack()
+}
 
 // cors answers preflights and marks every response readable cross-origin,
 // as the official PDS does (apps run in browsers on other origins). It

@@ -1,0 +1,84 @@
+package account
+
+import (
+	"bytes"
+	"fmt"
+	"time"
+
+	comatproto "github.com/bluesky-social/indigo/api/atproto"
+	lexutil "github.com/bluesky-social/indigo/lex/util"
+	"github.com/ipfs/go-cid"
+
+	"github.com/hearth-pds/hearth/repo"
+	"github.com/hearth-pds/hearth/sequencer"
+	"github.com/hearth-pds/hearth/store"
+)
+
+// Publisher hands stored events to firehose subscribers; it must not block.
+type Publisher interface {
+	Publish(events ...store.Event)
+}
+
+const eventTime = "2006-01-02T15:04:05.000Z"
+
+func stamp(at time.Time) string { return at.UTC().Format(eventTime) }
+
+// identityEvent announces a DID's handle (or a change of its document).
+func identityEvent(did, handle string) store.NewEvent {
+	return store.NewEvent{DID: did, Kind: "identity", Encode: func(seq int64, at time.Time) ([]byte, error) {
+		e := &comatproto.SyncSubscribeRepos_Identity{Did: did, Time: stamp(at)}
+		if handle != "" {
+			e.Handle = &handle
+		}
+		return sequencer.EncodeIdentity(seq, e)
+	}}
+}
+
+// accountEvent announces an account's hosting status.
+func accountEvent(did string, active bool, status string) store.NewEvent {
+	return store.NewEvent{DID: did, Kind: "account", Encode: func(seq int64, at time.Time) ([]byte, error) {
+		e := &comatproto.SyncSubscribeRepos_Account{Did: did, Active: active, Time: stamp(at)}
+		if status != "" {
+			e.Status = &status
+		}
+		return sequencer.EncodeAccount(seq, e)
+	}}
+}
+
+// genesisEvents are the events of a new account, in the official PDS's
+// order: its identity, its status, the first commit (no ops, no since)
+// and a #sync carrying that commit, so a relay can start the repository
+// from either.
+func genesisEvents(did, handle string, root cid.Cid, rev string, blocks []repo.Block) ([]store.NewEvent, error) {
+	var all, commitOnly bytes.Buffer
+	if err := repo.WriteCAR(&all, root, blocks); err != nil {
+		return nil, fmt.Errorf("encode genesis blocks: %w", err)
+	}
+	for _, b := range blocks {
+		if b.CID == root {
+			if err := repo.WriteCAR(&commitOnly, root, []repo.Block{b}); err != nil {
+				return nil, fmt.Errorf("encode genesis commit: %w", err)
+			}
+		}
+	}
+	commit := store.NewEvent{DID: did, Kind: "commit", Encode: func(seq int64, at time.Time) ([]byte, error) {
+		return sequencer.EncodeCommit(seq, &comatproto.SyncSubscribeRepos_Commit{
+			Repo:   did,
+			Commit: lexutil.LexLink(root),
+			Rev:    rev,
+			Blocks: all.Bytes(),
+			Ops:    []*comatproto.SyncSubscribeRepos_RepoOp{},
+			Blobs:  []lexutil.LexLink{},
+			Time:   stamp(at),
+		})
+	}}
+	sync := store.NewEvent{DID: did, Kind: "sync", Encode: func(seq int64, at time.Time) ([]byte, error) {
+		return sequencer.EncodeSync(seq, &comatproto.SyncSubscribeRepos_Sync{
+			Did:    did,
+			Blocks: commitOnly.Bytes(),
+			Rev:    rev,
+			Time:   stamp(at),
+		})
+	}}
+	return []store.NewEvent{identityEvent(did, handle), accountEvent(did, true, ""), commit, sync}, nil
+}

@@ -1,0 +1,69 @@
+package pds
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/hearth-pds/hearth/sequencer"
+	"github.com/hearth-pds/hearth/store"
+)
+
+// eventLog adapts the store's event log to what the sequencer reads.
+type eventLog struct{ store store.Store }
+
+var _ sequencer.Store = eventLog{}
+
+func (l eventLog) EventsAfter(ctx context.Context, cursor int64, limit int) ([]sequencer.Event, error) {
+	evs, err := l.store.EventsAfter(ctx, cursor, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]sequencer.Event, len(evs))
+	for i, e := range evs {
+		out[i] = sequencer.Event{Seq: e.Seq, Time: e.Time, Frame: e.Frame}
+	}
+	return out, nil
+}
+
+func (l eventLog) MaxSeq(ctx context.Context) (int64, error) {
+	_, newest, err := l.store.EventBounds(ctx)
+	return newest, err
+}
+
+func (l eventLog) OldestSeq(ctx context.Context) (int64, error) {
+	oldest, _, err := l.store.EventBounds(ctx)
+	return oldest, err
+}
+
+// firehose publishes stored events to the sequencer's subscribers.
+type firehose struct{ seq *sequencer.Sequencer }
+
+func (f firehose) Publish(events ...store.Event) {
+	out := make([]sequencer.Event, len(events))
+	for i, e := range events {
+		out[i] = sequencer.Event{Seq: e.Seq, Time: e.Time, Frame: e.Frame}
+	}
+	f.seq.Publish(out...)
+}
+
+// pruneEvents deletes events older than the backfill window every few
+// minutes until ctx ends.
+func pruneEvents(ctx context.Context, st store.Store, window time.Duration, log *slog.Logger) {
+	tick := time.NewTicker(5 * time.Minute)
+	defer tick.Stop()
+	for {
+		if n, err := st.PruneEvents(ctx, time.Now().Add(-window)); err != nil {
+			if ctx.Err() == nil {
+				log.Error("prune firehose events", "err", err)
+			}
+		} else if n > 0 {
+			log.Info("pruned firehose events", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}

@@ -1,0 +1,267 @@
+package records
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/bluesky-social/indigo/atproto/atdata"
+	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/ipfs/go-cid"
+
+	"github.com/hearth-pds/hearth/repo"
+	"github.com/hearth-pds/hearth/store"
+)
+
+// Record is a stored record read back.
+type Record struct {
+	URI   string
+	CID   string
+	Value map[string]any // data-model values; json.Marshal renders them
+}
+
+// ResolveRepo turns a repo parameter (a DID or a hosted handle) into a
+// hosted account.
+func (s *Service) ResolveRepo(ctx context.Context, raw string) (*store.Account, error) {
+	var (
+		a   *store.Account
+		err error
+	)
+	if strings.HasPrefix(raw, "did:") {
+		a, err = s.store.AccountByDID(ctx, raw)
+	} else {
+		a, err = s.store.AccountByHandle(ctx, strings.ToLower(raw))
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &Error{"RepoNotFound", "Could not find repo: " + raw}
+	}
+	return a, err
+}
+
+// GetRecord reads one record; wantCID, when set, must match the current
+// version.
+func (s *Service) GetRecord(ctx context.Context, did, collection, rkey, wantCID string) (*Record, error) {
+	uri := "at://" + did + "/" + collection + "/" + rkey
+	notFound := &Error{"RecordNotFound", "Could not locate record: " + uri}
+	ref, err := s.store.Record(ctx, did, collection, rkey)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, notFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if wantCID != "" && wantCID != ref.CID {
+		return nil, notFound
+	}
+	value, err := s.recordValue(ctx, did, ref.CID)
+	if err != nil {
+		return nil, err
+	}
+	return &Record{URI: uri, CID: ref.CID, Value: value}, nil
+}
+
+func (s *Service) recordValue(ctx context.Context, did, c string) (map[string]any, error) {
+	data, err := s.store.Block(ctx, did, c)
+	if err != nil {
+		return nil, fmt.Errorf("record block %s of %s: %w", c, did, err)
+	}
+	value, err := atdata.UnmarshalCBOR(data)
+	if err != nil {
+		return nil, fmt.Errorf("decode record %s of %s: %w", c, did, err)
+	}
+	return value, nil
+}
+
+// ListRecords lists a collection, newest record key first unless reverse.
+// The cursor is the last record key of the previous page.
+func (s *Service) ListRecords(ctx context.Context, did, collection string, limit int, cursor string, reverse bool) ([]Record, string, error) {
+	refs, err := s.store.ListRecords(ctx, did, collection, limit, cursor, reverse)
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]Record, 0, len(refs))
+	for _, ref := range refs {
+		value, err := s.recordValue(ctx, did, ref.CID)
+		if err != nil {
+			return nil, "", err
+		}
+		out = append(out, Record{URI: "at://" + did + "/" + collection + "/" + ref.RKey, CID: ref.CID, Value: value})
+	}
+	next := ""
+	if len(refs) == limit && limit > 0 {
+		next = refs[len(refs)-1].RKey
+	}
+	return out, next, nil
+}
+
+// Collections lists the collections of a repository.
+func (s *Service) Collections(ctx context.Context, did string) ([]string, error) {
+	return s.store.Collections(ctx, did)
+}
+
+// Head is a repository's current commit.
+type Head struct {
+	CID string
+	Rev string
+}
+
+// LatestCommit returns a hosted repository's head; inactive accounts get
+// the official refusals.
+func (s *Service) LatestCommit(ctx context.Context, did string) (*Head, error) {
+	if err := s.checkServable(ctx, did); err != nil {
+		return nil, err
+	}
+	root, err := s.store.RepoRoot(ctx, did)
+	if err != nil {
+		return nil, err
+	}
+	return &Head{CID: root.CID, Rev: root.Rev}, nil
+}
+
+// checkServable refuses sync reads of unknown, deactivated and taken-down
+// repositories.
+func (s *Service) checkServable(ctx context.Context, did string) error {
+	a, err := s.store.AccountByDID(ctx, did)
+	if errors.Is(err, store.ErrNotFound) {
+		return &Error{"RepoNotFound", "Could not find repo for DID: " + did}
+	}
+	if err != nil {
+		return err
+	}
+	if !a.Active() {
+		return accountInactive(a)
+	}
+	return nil
+}
+
+// ExportRepo writes the repository as a CAR v1 stream: the whole tree, or
+// with since, only the blocks written after that rev (the commit first).
+func (s *Service) ExportRepo(ctx context.Context, w io.Writer, did, since string) error {
+	head, err := s.LatestCommit(ctx, did)
+	if err != nil {
+		return err
+	}
+	root, err := cid.Decode(head.CID)
+	if err != nil {
+		return err
+	}
+	src := blockSource{store: s.store, did: did}
+	if since == "" {
+		return repo.ExportCAR(ctx, w, src, root)
+	}
+	if _, err := syntax.ParseTID(since); err != nil {
+		return invalidRequest("since must be a TID: %s", since)
+	}
+	var blocks []repo.Block
+	err = s.store.BlocksSince(ctx, did, since, func(b store.Block) error {
+		c, err := cid.Decode(b.CID)
+		if err != nil {
+			return err
+		}
+		if c == root {
+			blocks = append([]repo.Block{{CID: c, Data: b.Content}}, blocks...)
+		} else {
+			blocks = append(blocks, repo.Block{CID: c, Data: b.Content})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return repo.WriteCAR(w, root, blocks)
+}
+
+// RecordProof writes a CAR proving a record's presence or absence at the
+// current commit.
+func (s *Service) RecordProof(ctx context.Context, w io.Writer, did, collection, rkey string) error {
+	head, err := s.LatestCommit(ctx, did)
+	if err != nil {
+		return err
+	}
+	nsid, err := syntax.ParseNSID(collection)
+	if err != nil {
+		return invalidRequest("Invalid collection: %s", collection)
+	}
+	key, err := syntax.ParseRecordKey(rkey)
+	if err != nil {
+		return invalidRequest("Invalid record key: %s", rkey)
+	}
+	root, _ := cid.Decode(head.CID)
+	blocks, found, err := repo.RecordProof(ctx, blockSource{store: s.store, did: did}, root, nsid, key)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return &Error{"RecordNotFound", "Could not locate record: at://" + did + "/" + collection + "/" + rkey}
+	}
+	return repo.WriteCAR(w, root, blocks)
+}
+
+// Blocks writes the requested blocks of a repository as a CAR rooted at
+// its head; an unknown CID is refused.
+func (s *Service) Blocks(ctx context.Context, w io.Writer, did string, cids []string) error {
+	head, err := s.LatestCommit(ctx, did)
+	if err != nil {
+		return err
+	}
+	root, _ := cid.Decode(head.CID)
+	blocks := make([]repo.Block, 0, len(cids))
+	for _, raw := range cids {
+		c, err := cid.Decode(raw)
+		if err != nil {
+			return invalidRequest("Invalid cid: %s", raw)
+		}
+		data, err := s.store.Block(ctx, did, c.String())
+		if errors.Is(err, store.ErrNotFound) {
+			return &Error{"BlockNotFound", "Could not find block: " + raw}
+		}
+		if err != nil {
+			return err
+		}
+		blocks = append(blocks, repo.Block{CID: c, Data: data})
+	}
+	return repo.WriteCAR(w, root, blocks)
+}
+
+// RepoStatus is com.atproto.sync.getRepoStatus's answer.
+type RepoStatus struct {
+	DID    string
+	Active bool
+	Status string
+	Rev    string
+}
+
+// Status reports whether a repository is served, and its rev when active.
+func (s *Service) Status(ctx context.Context, did string) (*RepoStatus, error) {
+	a, err := s.store.AccountByDID(ctx, did)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &Error{"RepoNotFound", "Could not find repo for DID: " + did}
+	}
+	if err != nil {
+		return nil, err
+	}
+	st := &RepoStatus{DID: did, Active: a.Active(), Status: a.Status()}
+	if st.Active {
+		root, err := s.store.RepoRoot(ctx, did)
+		if err != nil {
+			return nil, err
+		}
+		st.Rev = root.Rev
+	}
+	return st, nil
+}
+
+// ListRepos pages through hosted repositories by DID.
+func (s *Service) ListRepos(ctx context.Context, cursor string, limit int) ([]store.RepoInfo, string, error) {
+	repos, err := s.store.ListRepos(ctx, cursor, limit)
+	if err != nil {
+		return nil, "", err
+	}
+	next := ""
+	if len(repos) == limit && limit > 0 {
+		next = repos[len(repos)-1].DID
+	}
+	return repos, next, nil
+}

@@ -1,0 +1,421 @@
+// Package records is the record API of a PDS: it turns createRecord,
+// putRecord, deleteRecord and applyWrites into one signed commit per call,
+// validated against the official lexicons, stored with its firehose event in
+// one transaction, and published to subscribers; and it reads records back.
+//
+// Writes to one repository are serialized here (a lock per DID) so each
+// commit is built on the head the store still holds; different
+// repositories only share the store's write lock, for the length of one
+// transaction.
+package records
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/bluesky-social/indigo/atproto/atcrypto"
+	"github.com/bluesky-social/indigo/atproto/atdata"
+	"github.com/bluesky-social/indigo/atproto/lexicon"
+	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/ipfs/go-cid"
+
+	"github.com/hearth-pds/hearth/handle"
+	"github.com/hearth-pds/hearth/repo"
+	"github.com/hearth-pds/hearth/store"
+)
+
+// Publisher hands stored events to firehose subscribers; it must not block.
+type Publisher interface {
+	Publish(events ...store.Event)
+}
+
+// Service applies and reads record writes.
+type Service struct {
+	store   store.Store
+	engine  *repo.Engine
+	events  Publisher
+	catalog lexicon.Catalog
+	log     *slog.Logger
+	clock   *syntax.TIDClock
+
+	locks sync.Map // DID → *sync.Mutex
+}
+
+// New builds a Service. catalog may be nil (every type is then unknown).
+func New(st store.Store, engine *repo.Engine, events Publisher, catalog lexicon.Catalog, log *slog.Logger) *Service {
+	return &Service{store: st, engine: engine, events: events, catalog: catalog, log: log, clock: syntax.NewTIDClock(0)}
+}
+
+// Write is one record change asked for by a client.
+type Write struct {
+	Action     repo.Action
+	Collection string
+	RKey       string // optional for creates
+	// Record is the record as JSON data-model values, for creates and
+	// updates.
+	Record map[string]any
+	// SwapRecord, when set, is the CID the record must have now; an empty
+	// string means it must not exist.
+	SwapRecord *string
+}
+
+// Request is one call's writes.
+type Request struct {
+	DID string
+	// Validate is the lexicon validation mode: nil validates known types
+	// and accepts unknown ones; true requires a known, valid type; false
+	// skips validation.
+	Validate *bool
+	Writes   []Write
+	// SwapCommit, when set, is the commit CID the repository must be at.
+	SwapCommit string
+}
+
+// Result is one write's outcome.
+type Result struct {
+	Action           repo.Action
+	URI              string
+	CID              string // empty for deletes
+	ValidationStatus string // "valid", "unknown", or "" when not validated
+}
+
+// CommitMeta identifies the commit a request made.
+type CommitMeta struct {
+	CID string
+	Rev string
+}
+
+// Response is what a request produced. Commit is nil when nothing changed
+// (a delete of a missing record).
+type Response struct {
+	Commit  *CommitMeta
+	Results []Result
+}
+
+func (s *Service) lock(did string) func() {
+	m, _ := s.locks.LoadOrStore(did, &sync.Mutex{})
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
+}
+
+// Apply validates writes and makes one commit of them.
+func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
+	if len(req.Writes) > repo.MaxWrites {
+		return nil, invalidRequest("Too many writes. Max: %d", repo.MaxWrites)
+	}
+	did, err := syntax.ParseDID(req.DID)
+	if err != nil {
+		return nil, invalidRequest("Invalid repo: %s", req.DID)
+	}
+	prepared := make([]prepared, 0, len(req.Writes))
+	for i, w := range req.Writes {
+		p, err := s.prepare(did, w, req.Validate)
+		if err != nil {
+			if len(req.Writes) > 1 {
+				return nil, fmt.Errorf("writes[%d]: %w", i, err)
+			}
+			return nil, err
+		}
+		prepared = append(prepared, p)
+	}
+
+	unlock := s.lock(did.String())
+	defer unlock()
+
+	acct, err := s.store.AccountByDID(ctx, did.String())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &Error{"RepoNotFound", "Could not find repo: " + did.String()}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !acct.Active() {
+		return nil, accountInactive(acct)
+	}
+	root, err := s.store.RepoRoot(ctx, did.String())
+	if err != nil {
+		return nil, fmt.Errorf("repo root of %s: %w", did, err)
+	}
+	if req.SwapCommit != "" && req.SwapCommit != root.CID {
+		return nil, &Error{"InvalidSwap", "Commit was at " + root.CID}
+	}
+	src := blockSource{store: s.store, did: did.String()}
+	headCID, err := cid.Decode(root.CID)
+	if err != nil {
+		return nil, fmt.Errorf("repo root of %s: %w", did, err)
+	}
+	head, err := repo.LoadHead(ctx, src, did, headCID)
+	if err != nil {
+		return nil, err
+	}
+
+	var (
+		writes  []repo.Write
+		results []Result
+	)
+	for _, p := range prepared {
+		current, err := s.store.Record(ctx, did.String(), p.collection.String(), p.rkey.String())
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		exists := err == nil
+		if p.swapRecord != nil {
+			switch {
+			case *p.swapRecord == "" && exists:
+				return nil, &Error{"InvalidSwap", "Record was at " + current.CID}
+			case *p.swapRecord != "" && (!exists || current.CID != *p.swapRecord):
+				if exists {
+					return nil, &Error{"InvalidSwap", "Record was at " + current.CID}
+				}
+				return nil, &Error{"InvalidSwap", "Record was at null"}
+			}
+		}
+		action := p.action
+		switch {
+		case action == repo.Create && exists && p.upsert:
+			action = repo.Update
+		case action == repo.Create && exists:
+			return nil, invalidRequest("Record already exists: %s", p.uri(did))
+		case action == repo.Update && !exists && p.upsert:
+			action = repo.Create
+		case action == repo.Update && !exists:
+			return nil, invalidRequest("Could not find record: %s", p.uri(did))
+		case action == repo.Delete && !exists:
+			// Deleting what is not there changes nothing, as with the
+			// official PDS: no commit for a lone delete.
+			results = append(results, Result{Action: repo.Delete, URI: p.uri(did)})
+			continue
+		}
+		writes = append(writes, repo.Write{Action: action, Collection: p.collection, RKey: p.rkey, Record: p.cbor})
+		results = append(results, Result{Action: action, URI: p.uri(did), CID: p.cid, ValidationStatus: p.status})
+	}
+	if len(writes) == 0 {
+		return &Response{Results: results}, nil
+	}
+
+	key, err := s.signingKey(ctx, did.String())
+	if err != nil {
+		return nil, err
+	}
+	rev := repo.NextRev(s.clock, head.Rev)
+	res, err := s.engine.Apply(ctx, src, head, key, rev, writes)
+	if err != nil {
+		return nil, mapRepoError(err)
+	}
+	commit := store.Commit{
+		DID:     did.String(),
+		PrevCID: root.CID,
+		CID:     res.Commit.CID.String(),
+		Rev:     res.Commit.Rev.String(),
+	}
+	for _, b := range res.Blocks {
+		commit.Blocks = append(commit.Blocks, store.Block{CID: b.CID.String(), Content: b.Data})
+	}
+	for _, op := range res.Ops {
+		collection, rkey, _ := strings.Cut(op.Path, "/")
+		ref := store.RecordRef{Collection: collection, RKey: rkey}
+		if op.Action == repo.Delete {
+			commit.Deletes = append(commit.Deletes, ref)
+		} else {
+			ref.CID = op.CID.String()
+			commit.Puts = append(commit.Puts, ref)
+		}
+	}
+	event, err := commitEvent(did.String(), res)
+	if err != nil {
+		return nil, err
+	}
+	commit.Events = []store.NewEvent{event}
+	stored, err := s.store.ApplyCommit(ctx, commit)
+	if err != nil {
+		// The cached tree moved ahead of the store: drop it.
+		s.engine.Cache().Forget(did)
+		return nil, fmt.Errorf("store commit: %w", err)
+	}
+	s.events.Publish(stored...)
+	return &Response{Commit: &CommitMeta{CID: commit.CID, Rev: commit.Rev}, Results: results}, nil
+}
+
+func (s *Service) signingKey(ctx context.Context, did string) (atcrypto.PrivateKey, error) {
+	raw, err := s.store.SigningKey(ctx, did)
+	if err != nil {
+		return nil, fmt.Errorf("signing key of %s: %w", did, err)
+	}
+	key, err := atcrypto.ParsePrivateBytesK256(raw)
+	if err != nil {
+		return nil, fmt.Errorf("parse signing key of %s: %w", did, err)
+	}
+	return key, nil
+}
+
+// prepared is a write checked and encoded before the repository is locked.
+type prepared struct {
+	action     repo.Action
+	upsert     bool // putRecord: create or update
+	collection syntax.NSID
+	rkey       syntax.RecordKey
+	cbor       []byte
+	cid        string
+	status     string
+	swapRecord *string
+}
+
+func (p prepared) uri(did syntax.DID) string {
+	return "at://" + did.String() + "/" + p.collection.String() + "/" + p.rkey.String()
+}
+
+// Upsert marks a write as putRecord's create-or-update.
+const Upsert repo.Action = "upsert"
+
+// prepare checks one write: names, record key, $type, lexicon, and
+// encodes its record as DAG-CBOR.
+func (s *Service) prepare(did syntax.DID, w Write, validate *bool) (prepared, error) {
+	p := prepared{action: w.Action, swapRecord: w.SwapRecord}
+	if w.Action == Upsert {
+		p.action, p.upsert = repo.Update, true
+	}
+	collection, err := syntax.ParseNSID(w.Collection)
+	if err != nil {
+		return p, invalidRequest("Invalid collection: %s", w.Collection)
+	}
+	p.collection = collection
+	switch {
+	case w.RKey == "" && p.action == repo.Create:
+		p.rkey = syntax.RecordKey(s.clock.Next().String())
+	default:
+		rkey, err := syntax.ParseRecordKey(w.RKey)
+		if err != nil {
+			return p, invalidRequest("Invalid record key: %s", w.RKey)
+		}
+		p.rkey = rkey
+	}
+	if handle.HasExplicitSlur(p.rkey.String()) {
+		return p, &Error{"InvalidRecord", "Unacceptable slur in record key"}
+	}
+	if p.action == repo.Delete {
+		return p, nil
+	}
+	if w.Record == nil {
+		return p, invalidRequest("Record is required")
+	}
+	record := w.Record
+	mustValidate := validate == nil || *validate
+	if t, ok := record["$type"]; !ok {
+		record["$type"] = collection.String()
+	} else if ts, _ := t.(string); ts != collection.String() && mustValidate {
+		return p, &Error{"InvalidRecord", fmt.Sprintf("Invalid $type: expected %s, got %v", collection, t)}
+	}
+	if mustValidate {
+		status, err := s.validate(collection, p.rkey, record, validate != nil)
+		if err != nil {
+			return p, err
+		}
+		p.status = status
+	}
+	cbor, err := atdata.MarshalCBOR(record)
+	if err != nil {
+		return p, invalidRequest("Invalid record: %v", err)
+	}
+	if len(cbor) > MaxRecordBytes {
+		return p, invalidRequest("Record is too large: %d bytes, limit %d", len(cbor), MaxRecordBytes)
+	}
+	c, err := recordCID(cbor)
+	if err != nil {
+		return p, err
+	}
+	p.cbor, p.cid = cbor, c.String()
+	return p, nil
+}
+
+// MaxRecordBytes bounds one record's DAG-CBOR encoding. Relays and the
+// official PDS refuse records over 1 MiB; JSON bodies are smaller still.
+const MaxRecordBytes = 1 << 20
+
+// validate checks a record against its lexicon. Unknown types are
+// "unknown" unless required says a known type is required.
+func (s *Service) validate(collection syntax.NSID, rkey syntax.RecordKey, record map[string]any, required bool) (string, error) {
+	var schema *lexicon.Schema
+	if s.catalog != nil {
+		schema, _ = s.catalog.Resolve(collection.String())
+	}
+	if schema == nil {
+		if required {
+			return "", &Error{"InvalidRecord", "Lexicon not found: lex:" + collection.String()}
+		}
+		return "unknown", nil
+	}
+	def, ok := schema.Def.(lexicon.SchemaRecord)
+	if !ok {
+		return "", &Error{"InvalidRecord", fmt.Sprintf("%s is not a record type", collection)}
+	}
+	if err := checkKey(def.Key, rkey); err != nil {
+		return "", err
+	}
+	if err := lexicon.ValidateRecord(s.catalog, record, collection.String(), 0); err != nil {
+		return "", &Error{"InvalidRecord", "Invalid " + collection.String() + " record: " + err.Error()}
+	}
+	return "valid", nil
+}
+
+// checkKey applies a record schema's key rule ("tid", "nsid", "any",
+// "literal:<value>").
+func checkKey(rule string, rkey syntax.RecordKey) error {
+	bad := func() error {
+		return &Error{"InvalidRecord", fmt.Sprintf("Record key %s does not match the lexicon's key type %s", rkey, rule)}
+	}
+	switch {
+	case rule == "tid":
+		if _, err := syntax.ParseTID(rkey.String()); err != nil {
+			return bad()
+		}
+	case rule == "nsid":
+		if _, err := syntax.ParseNSID(rkey.String()); err != nil {
+			return bad()
+		}
+	case strings.HasPrefix(rule, "literal:"):
+		if rkey.String() != strings.TrimPrefix(rule, "literal:") {
+			return bad()
+		}
+	}
+	return nil
+}
+
+func accountInactive(a *store.Account) error {
+	if a.TakedownRef != "" {
+		return &Error{"RepoTakendown", "Repo has been takendown: " + a.DID}
+	}
+	return &Error{"RepoDeactivated", "Repo has been deactivated: " + a.DID}
+}
+
+func mapRepoError(err error) error {
+	switch {
+	case errors.Is(err, repo.ErrDuplicatePath):
+		return invalidRequest("Duplicate record path in writes")
+	case errors.Is(err, repo.ErrTooManyWrites):
+		return invalidRequest("Too many writes. Max: %d", repo.MaxWrites)
+	case errors.Is(err, repo.ErrRecordExists), errors.Is(err, repo.ErrRecordNotFound), errors.Is(err, repo.ErrInvalidWrite):
+		return invalidRequest("%v", err)
+	}
+	return err
+}
+
+// blockSource reads one repository's blocks from the store.
+type blockSource struct {
+	store store.Store
+	did   string
+}
+
+func (b blockSource) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
+	data, err := b.store.Block(ctx, b.did, c.String())
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %s", repo.ErrBlockNotFound, c)
+	}
+	return data, err
+}
+
+var _ repo.BlockSource = blockSource{}

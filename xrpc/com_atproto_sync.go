@@ -1,0 +1,153 @@
+package xrpc
+
+import (
+	"bufio"
+	"bytes"
+	"net/http"
+
+	"github.com/bluesky-social/indigo/atproto/syntax"
+)
+
+const carType = "application/vnd.ipld.car"
+
+// syncDID reads and checks the did parameter of a sync query.
+func syncDID(p *query) string {
+	raw := p.str("did", true)
+	if p.err == nil {
+		if _, err := syntax.ParseDID(raw); err != nil {
+			p.err = invalidRequest("Invalid did: " + raw)
+		}
+	}
+	return raw
+}
+
+// carResponse buffers a small CAR so an error found while building it is
+// still sent as an XRPC error rather than a truncated 200.
+func carResponse(w http.ResponseWriter, build func(*bytes.Buffer) error) error {
+	var buf bytes.Buffer
+	if err := build(&buf); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", carType)
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+func (s *Server) syncGetRepo(w http.ResponseWriter, r *http.Request, _ caller) error {
+	p := params(r)
+	did, since := syncDID(p), p.str("since", false)
+	if p.err != nil {
+		return p.err
+	}
+	// Check before streaming, so refusals are XRPC errors; the stream
+	// itself can only fail on a damaged store, mid-response.
+	if _, err := s.records.LatestCommit(r.Context(), did); err != nil {
+		return err
+	}
+	if since != "" {
+		if _, err := syntax.ParseTID(since); err != nil {
+			return invalidRequest("Invalid since: " + since)
+		}
+	}
+	w.Header().Set("Content-Type", carType)
+	bw := bufio.NewWriterSize(w, 64<<10)
+	if err := s.records.ExportRepo(r.Context(), bw, did, since); err != nil {
+		s.log.Error("getRepo stream failed", "did", did, "err", err)
+		return nil
+	}
+	return bw.Flush()
+}
+
+func (s *Server) syncGetRecord(w http.ResponseWriter, r *http.Request, _ caller) error {
+	p := params(r)
+	did, collection, rkey := syncDID(p), p.str("collection", true), p.str("rkey", true)
+	if p.err != nil {
+		return p.err
+	}
+	return carResponse(w, func(b *bytes.Buffer) error {
+		return s.records.RecordProof(r.Context(), b, did, collection, rkey)
+	})
+}
+
+func (s *Server) syncGetBlocks(w http.ResponseWriter, r *http.Request, _ caller) error {
+	p := params(r)
+	did, cids := syncDID(p), p.list("cids")
+	if p.err != nil {
+		return p.err
+	}
+	return carResponse(w, func(b *bytes.Buffer) error {
+		return s.records.Blocks(r.Context(), b, did, cids)
+	})
+}
+
+func (s *Server) syncGetLatestCommit(w http.ResponseWriter, r *http.Request, _ caller) error {
+	p := params(r)
+	did := syncDID(p)
+	if p.err != nil {
+		return p.err
+	}
+	head, err := s.records.LatestCommit(r.Context(), did)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, map[string]string{"cid": head.CID, "rev": head.Rev})
+}
+
+// syncGetHead is the deprecated predecessor of getLatestCommit.
+func (s *Server) syncGetHead(w http.ResponseWriter, r *http.Request, _ caller) error {
+	p := params(r)
+	did := syncDID(p)
+	if p.err != nil {
+		return p.err
+	}
+	head, err := s.records.LatestCommit(r.Context(), did)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, map[string]string{"root": head.CID})
+}
+
+func (s *Server) syncGetRepoStatus(w http.ResponseWriter, r *http.Request, _ caller) error {
+	p := params(r)
+	did := syncDID(p)
+	if p.err != nil {
+		return p.err
+	}
+	st, err := s.records.Status(r.Context(), did)
+	if err != nil {
+		return err
+	}
+	out := map[string]any{"did": st.DID, "active": st.Active}
+	if st.Status != "" {
+		out["status"] = st.Status
+	}
+	if st.Rev != "" {
+		out["rev"] = st.Rev
+	}
+	return writeJSON(w, out)
+}
+
+func (s *Server) syncListRepos(w http.ResponseWriter, r *http.Request, _ caller) error {
+	p := params(r)
+	limit, cursor := p.integer("limit", 500, 1, 1000), p.str("cursor", false)
+	if p.err != nil {
+		return p.err
+	}
+	repos, next, err := s.records.ListRepos(r.Context(), cursor, limit)
+	if err != nil {
+		return err
+	}
+	out := make([]map[string]any, 0, len(repos))
+	for _, repo := range repos {
+		item := map[string]any{"did": repo.DID, "head": repo.Head, "rev": repo.Rev, "active": repo.Active}
+		if repo.Status != "" {
+			item["status"] = repo.Status
+		}
+		out = append(out, item)
+	}
+	body := map[string]any{"repos": out}
+	if next != "" {
+		body["cursor"] = next
+	}
+	return writeJSON(w, body)
+}
