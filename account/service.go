@@ -47,12 +47,12 @@ type Identities interface {
 
 // Service runs the account lifecycle.
 type Service struct {
-	Store          store.Store
-	Identities     Identities
-	Handles        HandleRules
-	Resolver       HandleResolver
+	Store      store.Store
+	Identities Identities
+	Handles    HandleRules
+	Resolver   HandleResolver
 	// Events receives the firehose events of sign-ups and handle changes.
-	Events Publisher
+	Events         Publisher
 	Tokens         *Tokens
 	InviteRequired bool
 	// Hostname names invite codes, as the official PDS does.
