@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/hearth-pds/hearth/crawlers"
 	"github.com/hearth-pds/hearth/sequencer"
 	"github.com/hearth-pds/hearth/store"
 )
@@ -36,8 +37,12 @@ func (l eventLog) OldestSeq(ctx context.Context) (int64, error) {
 	return oldest, err
 }
 
-// firehose publishes stored events to the sequencer's subscribers.
-type firehose struct{ seq *sequencer.Sequencer }
+// firehose publishes stored events to the sequencer's subscribers, and
+// lets the crawler notifier know the repositories changed.
+type firehose struct {
+	seq      *sequencer.Sequencer
+	crawlers *crawlers.Notifier
+}
 
 func (f firehose) Publish(events ...store.Event) {
 	out := make([]sequencer.Event, len(events))
@@ -45,6 +50,7 @@ func (f firehose) Publish(events ...store.Event) {
 		out[i] = sequencer.Event{Seq: e.Seq, Time: e.Time, Frame: e.Frame}
 	}
 	f.seq.Publish(out...)
+	f.crawlers.Wrote()
 }
 
 // pruneEvents deletes events older than the backfill window every few

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hearth-pds/hearth/account"
 	"github.com/hearth-pds/hearth/config"
+	"github.com/hearth-pds/hearth/crawlers"
 	"github.com/hearth-pds/hearth/handle"
 	"github.com/hearth-pds/hearth/identity"
 	"github.com/hearth-pds/hearth/lexicons"
@@ -81,7 +82,8 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		st.Close()
 		return nil, fmt.Errorf("start sequencer: %w", err)
 	}
-	events := firehose{seq}
+	notifier := crawlers.New(cfg.Service.Hostname, cfg.Crawlers, 0, log.With("component", "crawlers"))
+	events := firehose{seq: seq, crawlers: notifier}
 	catalog, schemas, err := lexicons.Catalog()
 	if err != nil {
 		st.Close()
@@ -128,6 +130,7 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	})
 	bg, stop := context.WithCancel(context.Background())
 	go pruneEvents(bg, st, cfg.Subscription.RepoBackfillLimit, log.With("component", "sequencer"))
+	notifier.Start(bg)
 	p := &PDS{cfg: cfg, log: log, store: st, accounts: accounts, seq: seq, handler: api, stop: stop}
 	p.http = &http.Server{
 		Handler:           api,
