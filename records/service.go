@@ -43,6 +43,7 @@ type Service struct {
 	clock   *syntax.TIDClock
 
 	locks sync.Map // DID → *sync.Mutex
+	keys  sync.Map // DID → atcrypto.PrivateKey, parsed once
 }
 
 // New builds a Service. catalog may be nil (every type is then unknown).
@@ -241,7 +242,12 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 	return &Response{Commit: &CommitMeta{CID: commit.CID, Rev: commit.Rev}, Results: results}, nil
 }
 
+// signingKey returns an account's parsed signing key. Keys do not change
+// while an account lives here, so each is read and parsed once.
 func (s *Service) signingKey(ctx context.Context, did string) (atcrypto.PrivateKey, error) {
+	if k, ok := s.keys.Load(did); ok {
+		return k.(atcrypto.PrivateKey), nil
+	}
 	raw, err := s.store.SigningKey(ctx, did)
 	if err != nil {
 		return nil, fmt.Errorf("signing key of %s: %w", did, err)
@@ -250,6 +256,7 @@ func (s *Service) signingKey(ctx context.Context, did string) (atcrypto.PrivateK
 	if err != nil {
 		return nil, fmt.Errorf("parse signing key of %s: %w", did, err)
 	}
+	s.keys.Store(did, key)
 	return key, nil
 }
 

@@ -1,0 +1,153 @@
+package records
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bluesky-social/indigo/atproto/atcrypto"
+
+	"github.com/hearth-pds/hearth/lexicons"
+	"github.com/hearth-pds/hearth/repo"
+	"github.com/hearth-pds/hearth/store"
+	"github.com/hearth-pds/hearth/store/sqlite"
+)
+
+type events struct {
+	mu  sync.Mutex
+	got []store.Event
+}
+
+func (e *events) Publish(evs ...store.Event) {
+	e.mu.Lock()
+	e.got = append(e.got, evs...)
+	e.mu.Unlock()
+}
+
+const did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"
+
+func newService(t *testing.T) (*Service, *events, store.Store) {
+	t.Helper()
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "hearth.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	key, _ := atcrypto.GeneratePrivateKeyK256()
+	root, blocks, err := repo.Genesis(did, key, "2222222222222")
+	if err != nil {
+		t.Fatal(err)
+	}
+	na := store.NewAccount{
+		Account:    store.Account{DID: did, Handle: "alice.test", Email: "a@example.com", PasswordHash: "x", CreatedAt: time.Now()},
+		SigningKey: key.Bytes(), RootCID: root.String(), Rev: "2222222222222",
+	}
+	for _, b := range blocks {
+		na.Blocks = append(na.Blocks, store.Block{CID: b.CID.String(), Content: b.Data})
+	}
+	if _, err := st.CreateAccount(ctx, na); err != nil {
+		t.Fatal(err)
+	}
+	cat, _, err := lexicons.Catalog()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &events{}
+	return New(st, repo.NewEngine(0), ev, cat, nil), ev, st
+}
+
+func post(text string) map[string]any {
+	return map[string]any{"text": text, "createdAt": "2026-11-22T07:00:00.000Z"}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestApplyValidation(t *testing.T) {
+	svc, _, _ := newService(t)
+	ctx := context.Background()
+	tests := []struct {
+		name       string
+		write      Write
+		validate   *bool
+		wantStatus string
+		wantErr    string // XRPC error name
+	}{
+		{"known valid", Write{Action: repo.Create, Collection: "app.bsky.feed.post", Record: post("hi")}, nil, "valid", ""},
+		{"known valid, validate false", Write{Action: repo.Create, Collection: "app.bsky.feed.post", Record: post("hi")}, ptr(false), "", ""},
+		{"unknown type", Write{Action: repo.Create, Collection: "com.example.thing", Record: map[string]any{"a": int64(1)}}, nil, "unknown", ""},
+		{"unknown type, validate true", Write{Action: repo.Create, Collection: "com.example.thing", Record: map[string]any{"a": int64(1)}}, ptr(true), "", "InvalidRecord"},
+		{"invalid post", Write{Action: repo.Create, Collection: "app.bsky.feed.post", Record: map[string]any{"text": "no date"}}, nil, "", "InvalidRecord"},
+		{"invalid post, validate false", Write{Action: repo.Create, Collection: "app.bsky.feed.post", Record: map[string]any{"text": "no date"}}, ptr(false), "", ""},
+		{"other $type", Write{Action: repo.Create, Collection: "app.bsky.feed.post", Record: map[string]any{"$type": "app.bsky.feed.like"}}, nil, "", "InvalidRecord"},
+		{"profile key must be self", Write{Action: repo.Create, Collection: "app.bsky.actor.profile", RKey: "other", Record: map[string]any{}}, nil, "", "InvalidRecord"},
+		{"post key must be a TID", Write{Action: repo.Create, Collection: "app.bsky.feed.post", RKey: "hello", Record: post("x")}, nil, "", "InvalidRecord"},
+		{"bad collection", Write{Action: repo.Create, Collection: "not a nsid", Record: post("x")}, nil, "", "InvalidRequest"},
+		{"bad rkey", Write{Action: repo.Create, Collection: "com.example.thing", RKey: "..", Record: post("x")}, nil, "", "InvalidRequest"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, err := svc.Apply(ctx, Request{DID: did, Validate: tt.validate, Writes: []Write{tt.write}})
+			if tt.wantErr != "" {
+				var e *Error
+				if !errors.As(err, &e) || e.Name != tt.wantErr {
+					t.Fatalf("got %v, want %s", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := resp.Results[0].ValidationStatus; got != tt.wantStatus {
+				t.Errorf("validationStatus %q, want %q", got, tt.wantStatus)
+			}
+			if _, ok := tt.write.Record["$type"]; !ok {
+				t.Error("$type not filled in")
+			}
+		})
+	}
+}
+
+func TestApplySwapsAndEvents(t *testing.T) {
+	svc, ev, st := newService(t)
+	ctx := context.Background()
+	created, err := svc.Apply(ctx, Request{DID: did, Writes: []Write{{Action: repo.Create, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2b", Record: post("one")}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := st.RepoRoot(ctx, did)
+	if root.CID != created.Commit.CID || len(ev.got) != 1 || ev.got[0].Kind != "commit" {
+		t.Fatalf("head %s, commit %s, events %+v", root.CID, created.Commit.CID, ev.got)
+	}
+	wrongCID := "bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm"
+	refusals := []Request{
+		{DID: did, SwapCommit: wrongCID, Writes: []Write{{Action: repo.Create, Collection: "app.bsky.feed.post", Record: post("x")}}},
+		{DID: did, Writes: []Write{{Action: Upsert, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2b", Record: post("x"), SwapRecord: ptr(wrongCID)}}},
+		{DID: did, Writes: []Write{{Action: Upsert, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2b", Record: post("x"), SwapRecord: ptr("")}}},
+		{DID: did, Writes: []Write{{Action: repo.Create, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2b", Record: post("dup")}}},
+	}
+	for i, req := range refusals {
+		if _, err := svc.Apply(ctx, req); err == nil {
+			t.Errorf("refusal %d accepted", i)
+		}
+	}
+	if after, _ := st.RepoRoot(ctx, did); after.CID != root.CID || len(ev.got) != 1 {
+		t.Errorf("refused writes changed the repo (%s) or the stream (%d events)", after.CID, len(ev.got))
+	}
+	// Deleting a missing record changes nothing.
+	resp, err := svc.Apply(ctx, Request{DID: did, Writes: []Write{{Action: repo.Delete, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2c"}}})
+	if err != nil || resp.Commit != nil || len(ev.got) != 1 {
+		t.Errorf("delete of a missing record: %+v, %v, %d events", resp, err, len(ev.got))
+	}
+	// A matching swap goes through.
+	if _, err := svc.Apply(ctx, Request{DID: did, SwapCommit: root.CID, Writes: []Write{{Action: Upsert, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2b", Record: post("two"), SwapRecord: ptr(created.Results[0].CID)}}}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := svc.GetRecord(ctx, did, "app.bsky.feed.post", "3l3qo2vutsw2b", "")
+	if err != nil || rec.Value["text"] != "two" {
+		t.Errorf("GetRecord = %+v, %v", rec, err)
+	}
+}
