@@ -269,9 +269,9 @@ func nodeBytes(ctx context.Context, src BlockSource, n *mst.Node) ([]byte, error
 // bound, measured against runtime.MemStats in TestNodeCostEstimate.
 func nodeCost(n *mst.Node) int64 {
 	const (
-		node  = 120 // Node struct, its CID pointer and CID string
-		entry = 56  // NodeEntry in the slice
-		link  = 64  // a *cid.Cid: pointer target plus the string's bytes
+		node  = 160 // Node struct, its CID pointer and CID string
+		entry = 80  // NodeEntry in the slice, with append slack
+		link  = 80  // a *cid.Cid: pointer target plus the string's bytes
 	)
 	c := int64(node)
 	for _, e := range n.Entries {
