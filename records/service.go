@@ -217,9 +217,15 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 	for _, b := range res.Blocks {
 		commit.Blocks = append(commit.Blocks, store.Block{CID: b.CID.String(), Content: b.Data})
 	}
+	for _, c := range res.Removed {
+		commit.Removed = append(commit.Removed, c.String())
+	}
 	for _, op := range res.Ops {
 		collection, rkey, _ := strings.Cut(op.Path, "/")
 		ref := store.RecordRef{Collection: collection, RKey: rkey}
+		if op.Prev.Defined() {
+			commit.Released = append(commit.Released, op.Prev.String())
+		}
 		if op.Action == repo.Delete {
 			commit.Deletes = append(commit.Deletes, ref)
 		} else {

@@ -122,7 +122,13 @@ type Commit struct {
 	Blocks  []Block
 	Puts    []RecordRef // created or updated records
 	Deletes []RecordRef // deleted records (Collection and RKey)
-	Events  []NewEvent
+	// Removed are blocks the new head no longer references (replaced tree
+	// nodes, the previous commit), deleted in the same transaction.
+	Removed []string
+	// Released are record blocks an update or delete replaced; each is
+	// deleted unless another record of the repository still has that CID.
+	Released []string
+	Events   []NewEvent
 }
 
 // RepoInfo is one hosted repository, for sync.listRepos.

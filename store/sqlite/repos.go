@@ -27,6 +27,11 @@ func (s *Store) ApplyCommit(ctx context.Context, c store.Commit) ([]store.Event,
 			}
 			return store.ErrRepoChanged
 		}
+		for _, b := range c.Removed {
+			if _, err := tx.ExecContext(ctx, "DELETE FROM repo_block WHERE did = ? AND cid = ?", c.DID, b); err != nil {
+				return fmt.Errorf("delete replaced block: %w", err)
+			}
+		}
 		if err := insertBlocks(ctx, tx, c.DID, c.Rev, c.Blocks); err != nil {
 			return err
 		}
@@ -42,6 +47,13 @@ func (s *Store) ApplyCommit(ctx context.Context, c store.Commit) ([]store.Event,
 		for _, r := range c.Deletes {
 			if _, err := tx.ExecContext(ctx, "DELETE FROM record WHERE did = ? AND collection = ? AND rkey = ?", c.DID, r.Collection, r.RKey); err != nil {
 				return fmt.Errorf("unindex record: %w", err)
+			}
+		}
+		for _, b := range c.Released {
+			_, err := tx.ExecContext(ctx, `DELETE FROM repo_block WHERE did = ? AND cid = ?
+				AND NOT EXISTS (SELECT 1 FROM record WHERE did = ? AND cid = ?)`, c.DID, b, c.DID, b)
+			if err != nil {
+				return fmt.Errorf("delete released record block: %w", err)
 			}
 		}
 		events, err = appendEvents(ctx, tx, c.Events)

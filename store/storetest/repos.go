@@ -80,8 +80,11 @@ func testCommits(t *testing.T, s store.Store) {
 	}
 
 	c2 := store.Commit{DID: a.DID, PrevCID: "c1", CID: "c2", Rev: "rev3",
-		Puts:    []store.RecordRef{{Collection: "app.bsky.feed.post", RKey: "3k1", CID: "r1b"}},
-		Deletes: []store.RecordRef{{Collection: "app.bsky.feed.post", RKey: "3k2"}}}
+		Blocks:   []store.Block{{CID: "r1b", Content: []byte("r1b")}, {CID: "kept", Content: []byte("k")}},
+		Puts:     []store.RecordRef{{Collection: "app.bsky.feed.post", RKey: "3k1", CID: "r1b"}},
+		Deletes:  []store.RecordRef{{Collection: "app.bsky.feed.post", RKey: "3k2"}},
+		Removed:  []string{"b1"},
+		Released: []string{"r2", "p"}}
 	if _, err := s.ApplyCommit(ctx, c2); err != nil {
 		t.Fatal(err)
 	}
@@ -92,9 +95,16 @@ func testCommits(t *testing.T, s store.Store) {
 		t.Errorf("deleted record: %v", err)
 	}
 
+	if _, err := s.Block(ctx, a.DID, "b1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("removed block kept: %v", err)
+	}
+	if _, err := s.Block(ctx, a.DID, "r1b"); err != nil {
+		t.Errorf("new block missing: %v", err)
+	}
+
 	var since []string
 	s.BlocksSince(ctx, a.DID, a.Rev, func(b store.Block) error { since = append(since, b.CID); return nil })
-	if len(since) != 1 || since[0] != "b1" {
+	if len(since) != 2 {
 		t.Errorf("BlocksSince(%s) = %v", a.Rev, since)
 	}
 	repos, err := s.ListRepos(ctx, "", 10)
