@@ -434,6 +434,13 @@ func (s *Service) UpdateHandle(ctx context.Context, did, raw string) error {
 	}
 	if other, err := s.Store.AccountByHandle(ctx, handle); err == nil {
 		if other.DID == did {
+			// Nothing to publish, but the official PDS still announces the
+			// identity, which lets a client ask relays to re-check it.
+			stored, err := s.Store.AppendEvents(ctx, []store.NewEvent{identityEvent(did, handle)})
+			if err != nil {
+				return err
+			}
+			s.Events.Publish(stored...)
 			return nil
 		}
 		return invalidRequest("Handle already taken: %s", handle)

@@ -32,10 +32,10 @@ func (s *Service) ResolveRepo(ctx context.Context, raw string) (*store.Account, 
 	if strings.HasPrefix(raw, "did:") {
 		a, err = s.store.AccountByDID(ctx, raw)
 	} else {
-		a, err = s.store.AccountByHandle(ctx, strings.ToLower(raw))
+		a, err = s.store.AccountByHandle(ctx, raw)
 	}
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, &Error{"RepoNotFound", "Could not find repo: " + raw}
+		return nil, &Error{"RepoNotFound", "Could not find repo for DID: " + raw}
 	}
 	return a, err
 }
@@ -89,8 +89,10 @@ func (s *Service) ListRecords(ctx context.Context, did, collection string, limit
 		}
 		out = append(out, Record{URI: "at://" + did + "/" + collection + "/" + ref.RKey, CID: ref.CID, Value: value})
 	}
+	// Like the official PDS, every non-empty page names a cursor; the
+	// client stops at an empty page.
 	next := ""
-	if len(refs) == limit && limit > 0 {
+	if len(refs) > 0 {
 		next = refs[len(refs)-1].RKey
 	}
 	return out, next, nil
@@ -189,12 +191,11 @@ func (s *Service) RecordProof(ctx context.Context, w io.Writer, did, collection,
 		return invalidRequest("Invalid record key: %s", rkey)
 	}
 	root, _ := cid.Decode(head.CID)
-	blocks, found, err := repo.RecordProof(ctx, blockSource{store: s.store, did: did}, root, nsid, key)
+	// A missing record gets its proof of absence, as the official PDS
+	// answers.
+	blocks, _, err := repo.RecordProof(ctx, blockSource{store: s.store, did: did}, root, nsid, key)
 	if err != nil {
 		return err
-	}
-	if !found {
-		return &Error{"RecordNotFound", "Could not locate record: at://" + did + "/" + collection + "/" + rkey}
 	}
 	return repo.WriteCAR(w, root, blocks)
 }
@@ -208,19 +209,24 @@ func (s *Service) Blocks(ctx context.Context, w io.Writer, did string, cids []st
 	}
 	root, _ := cid.Decode(head.CID)
 	blocks := make([]repo.Block, 0, len(cids))
+	var missing []string
 	for _, raw := range cids {
 		c, err := cid.Decode(raw)
 		if err != nil {
-			return invalidRequest("Invalid cid: %s", raw)
+			return invalidRequest("Invalid CID string (got %q) at $.cids", raw)
 		}
 		data, err := s.store.Block(ctx, did, c.String())
 		if errors.Is(err, store.ErrNotFound) {
-			return &Error{"BlockNotFound", "Could not find block: " + raw}
+			missing = append(missing, raw)
+			continue
 		}
 		if err != nil {
 			return err
 		}
 		blocks = append(blocks, repo.Block{CID: c, Data: data})
+	}
+	if len(missing) > 0 {
+		return invalidRequest("Could not find cids: %s", strings.Join(missing, ","))
 	}
 	return repo.WriteCAR(w, root, blocks)
 }

@@ -130,13 +130,16 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 
 	acct, err := s.store.AccountByDID(ctx, did.String())
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, &Error{"RepoNotFound", "Could not find repo: " + did.String()}
+		return nil, &Error{"AccountNotFound", "Account not found"}
 	}
 	if err != nil {
 		return nil, err
 	}
-	if !acct.Active() {
-		return nil, accountInactive(acct)
+	if acct.TakedownRef != "" {
+		return nil, &Error{"AccountTakedown", "Account has been taken down"}
+	}
+	if acct.DeactivatedAt != nil {
+		return nil, &Error{"AccountDeactivated", "Account is deactivated"}
 	}
 	root, err := s.store.RepoRoot(ctx, did.String())
 	if err != nil {
@@ -186,6 +189,11 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 			action = repo.Create
 		case action == repo.Update && !exists:
 			return nil, invalidRequest("Could not find record: %s", p.uri(did))
+		case action == repo.Update && current.CID == p.cid:
+			// Rewriting a record as it is changes nothing: no commit, as
+			// with the official PDS.
+			results = append(results, Result{Action: repo.Update, URI: p.uri(did), CID: p.cid, ValidationStatus: p.status})
+			continue
 		case action == repo.Delete && !exists:
 			// Deleting what is not there changes nothing, as with the
 			// official PDS: no commit for a lone delete.
@@ -195,7 +203,9 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 		writes = append(writes, repo.Write{Action: action, Collection: p.collection, RKey: p.rkey, Record: p.cbor})
 		results = append(results, Result{Action: action, URI: p.uri(did), CID: p.cid, ValidationStatus: p.status})
 	}
-	if len(writes) == 0 {
+	// Writes that all changed nothing make no commit; an empty request
+	// makes an empty one (the official PDS does, advancing the rev).
+	if len(writes) == 0 && len(req.Writes) > 0 {
 		return &Response{Results: results}, nil
 	}
 
@@ -294,7 +304,7 @@ func (s *Service) prepare(did syntax.DID, w Write, validate *bool) (prepared, er
 	}
 	collection, err := syntax.ParseNSID(w.Collection)
 	if err != nil {
-		return p, invalidRequest("Invalid collection: %s", w.Collection)
+		return p, invalidRequest("Invalid NSID (got %q) at $.collection", w.Collection)
 	}
 	p.collection = collection
 	switch {
@@ -303,12 +313,12 @@ func (s *Service) prepare(did syntax.DID, w Write, validate *bool) (prepared, er
 	default:
 		rkey, err := syntax.ParseRecordKey(w.RKey)
 		if err != nil {
-			return p, invalidRequest("Invalid record key: %s", w.RKey)
+			return p, invalidRequest("Invalid record key (got %q) at $.rkey", w.RKey)
 		}
 		p.rkey = rkey
 	}
 	if handle.HasExplicitSlur(p.rkey.String()) {
-		return p, &Error{"InvalidRecord", "Unacceptable slur in record key"}
+		return p, invalidRequest("Unacceptable slur in record key")
 	}
 	if p.action == repo.Delete {
 		return p, nil
@@ -318,10 +328,12 @@ func (s *Service) prepare(did syntax.DID, w Write, validate *bool) (prepared, er
 	}
 	record := w.Record
 	mustValidate := validate == nil || *validate
+	// The $type is filled in or checked whatever validate says: a record
+	// claiming another type would be misread by every consumer.
 	if t, ok := record["$type"]; !ok {
 		record["$type"] = collection.String()
-	} else if ts, _ := t.(string); ts != collection.String() && mustValidate {
-		return p, &Error{"InvalidRecord", fmt.Sprintf("Invalid $type: expected %s, got %v", collection, t)}
+	} else if ts, _ := t.(string); ts != collection.String() {
+		return p, invalidRequest("Invalid $type: expected %s, got %v", collection, t)
 	}
 	if mustValidate {
 		status, err := s.validate(collection, p.rkey, record, validate != nil)
@@ -358,41 +370,41 @@ func (s *Service) validate(collection syntax.NSID, rkey syntax.RecordKey, record
 	}
 	if schema == nil {
 		if required {
-			return "", &Error{"InvalidRecord", "Lexicon not found: lex:" + collection.String()}
+			return "", invalidRequest("Unknown lexicon type: %s", collection)
 		}
 		return "unknown", nil
 	}
 	def, ok := schema.Def.(lexicon.SchemaRecord)
 	if !ok {
-		return "", &Error{"InvalidRecord", fmt.Sprintf("%s is not a record type", collection)}
+		return "", invalidRequest("Unknown lexicon type: %s is not a record type", collection)
 	}
-	if err := checkKey(def.Key, rkey); err != nil {
+	if err := checkKey(collection, def.Key, rkey); err != nil {
 		return "", err
 	}
 	if err := lexicon.ValidateRecord(s.catalog, record, collection.String(), 0); err != nil {
-		return "", &Error{"InvalidRecord", "Invalid " + collection.String() + " record: " + err.Error()}
+		return "", invalidRequest("Invalid %s record: %v", collection, err)
 	}
 	return "valid", nil
 }
 
 // checkKey applies a record schema's key rule ("tid", "nsid", "any",
 // "literal:<value>").
-func checkKey(rule string, rkey syntax.RecordKey) error {
-	bad := func() error {
-		return &Error{"InvalidRecord", fmt.Sprintf("Record key %s does not match the lexicon's key type %s", rkey, rule)}
+func checkKey(collection syntax.NSID, rule string, rkey syntax.RecordKey) error {
+	bad := func(why string) error {
+		return invalidRequest("Invalid record key for %s: %s (got %q) at $", collection, why, rkey)
 	}
 	switch {
 	case rule == "tid":
 		if _, err := syntax.ParseTID(rkey.String()); err != nil {
-			return bad()
+			return bad("Invalid TID string")
 		}
 	case rule == "nsid":
 		if _, err := syntax.ParseNSID(rkey.String()); err != nil {
-			return bad()
+			return bad("Invalid NSID")
 		}
 	case strings.HasPrefix(rule, "literal:"):
-		if rkey.String() != strings.TrimPrefix(rule, "literal:") {
-			return bad()
+		if want := strings.TrimPrefix(rule, "literal:"); rkey.String() != want {
+			return bad(fmt.Sprintf("Expected %q", want))
 		}
 	}
 	return nil

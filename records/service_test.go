@@ -79,12 +79,14 @@ func TestApplyValidation(t *testing.T) {
 		{"known valid", Write{Action: repo.Create, Collection: "app.bsky.feed.post", Record: post("hi")}, nil, "valid", ""},
 		{"known valid, validate false", Write{Action: repo.Create, Collection: "app.bsky.feed.post", Record: post("hi")}, ptr(false), "", ""},
 		{"unknown type", Write{Action: repo.Create, Collection: "com.example.thing", Record: map[string]any{"a": int64(1)}}, nil, "unknown", ""},
-		{"unknown type, validate true", Write{Action: repo.Create, Collection: "com.example.thing", Record: map[string]any{"a": int64(1)}}, ptr(true), "", "InvalidRecord"},
-		{"invalid post", Write{Action: repo.Create, Collection: "app.bsky.feed.post", Record: map[string]any{"text": "no date"}}, nil, "", "InvalidRecord"},
+		{"unknown type, validate true", Write{Action: repo.Create, Collection: "com.example.thing", Record: map[string]any{"a": int64(1)}}, ptr(true), "", "InvalidRequest"},
+		{"invalid post", Write{Action: repo.Create, Collection: "app.bsky.feed.post", Record: map[string]any{"text": "no date"}}, nil, "", "InvalidRequest"},
 		{"invalid post, validate false", Write{Action: repo.Create, Collection: "app.bsky.feed.post", Record: map[string]any{"text": "no date"}}, ptr(false), "", ""},
-		{"other $type", Write{Action: repo.Create, Collection: "app.bsky.feed.post", Record: map[string]any{"$type": "app.bsky.feed.like"}}, nil, "", "InvalidRecord"},
-		{"profile key must be self", Write{Action: repo.Create, Collection: "app.bsky.actor.profile", RKey: "other", Record: map[string]any{}}, nil, "", "InvalidRecord"},
-		{"post key must be a TID", Write{Action: repo.Create, Collection: "app.bsky.feed.post", RKey: "hello", Record: post("x")}, nil, "", "InvalidRecord"},
+		{"other $type", Write{Action: repo.Create, Collection: "app.bsky.feed.post", Record: map[string]any{"$type": "app.bsky.feed.like"}}, nil, "", "InvalidRequest"},
+		{"other $type, validate false", Write{Action: repo.Create, Collection: "app.bsky.feed.post", Record: map[string]any{"$type": "app.bsky.feed.like"}}, ptr(false), "", "InvalidRequest"},
+		{"key rule skipped, validate false", Write{Action: repo.Create, Collection: "app.bsky.actor.profile", RKey: "other", Record: map[string]any{}}, ptr(false), "", ""},
+		{"profile key must be self", Write{Action: repo.Create, Collection: "app.bsky.actor.profile", RKey: "other", Record: map[string]any{}}, nil, "", "InvalidRequest"},
+		{"post key must be a TID", Write{Action: repo.Create, Collection: "app.bsky.feed.post", RKey: "hello", Record: post("x")}, nil, "", "InvalidRequest"},
 		{"bad collection", Write{Action: repo.Create, Collection: "not a nsid", Record: post("x")}, nil, "", "InvalidRequest"},
 		{"bad rkey", Write{Action: repo.Create, Collection: "com.example.thing", RKey: "..", Record: post("x")}, nil, "", "InvalidRequest"},
 	}
@@ -141,6 +143,11 @@ func TestApplySwapsAndEvents(t *testing.T) {
 	resp, err := svc.Apply(ctx, Request{DID: did, Writes: []Write{{Action: repo.Delete, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2c"}}})
 	if err != nil || resp.Commit != nil || len(ev.got) != 1 {
 		t.Errorf("delete of a missing record: %+v, %v, %d events", resp, err, len(ev.got))
+	}
+	// Rewriting a record as it is makes no commit.
+	same, err := svc.Apply(ctx, Request{DID: did, Writes: []Write{{Action: Upsert, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2b", Record: post("one")}}})
+	if err != nil || same.Commit != nil || len(ev.got) != 1 {
+		t.Errorf("identical put: %+v, %v, %d events", same, err, len(ev.got))
 	}
 	// A matching swap goes through.
 	if _, err := svc.Apply(ctx, Request{DID: did, SwapCommit: root.CID, Writes: []Write{{Action: Upsert, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2b", Record: post("two"), SwapRecord: ptr(created.Results[0].CID)}}}); err != nil {

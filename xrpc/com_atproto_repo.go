@@ -6,17 +6,23 @@ import (
 	"strconv"
 
 	"github.com/bluesky-social/indigo/atproto/atdata"
+	"github.com/bluesky-social/indigo/atproto/syntax"
 
 	"github.com/hearth-pds/hearth/records"
 	"github.com/hearth-pds/hearth/repo"
 )
 
 // ownRepo checks that the repo parameter names the caller's own account
-// (by DID or handle) and returns its DID.
+// (by DID or handle) and returns its DID. As with the official PDS, an
+// unknown repository is AccountNotFound and another's is refused as
+// unauthenticated.
 func (s *Server) ownRepo(r *http.Request, c caller, raw string) (string, error) {
+	if _, err := syntax.ParseAtIdentifier(raw); err != nil {
+		return "", invalidRequest(`Invalid AT identifier (got "` + abbreviate(raw) + `") at $.repo`)
+	}
 	a, err := s.records.ResolveRepo(r.Context(), raw)
 	if err != nil {
-		return "", err
+		return "", &Error{http.StatusForbidden, "AccountNotFound", "Account not found"}
 	}
 	if a.DID != c.DID {
 		return "", errNotOwnRepo
@@ -205,7 +211,11 @@ func (s *Server) applyWrites(w http.ResponseWriter, r *http.Request, c caller) e
 		}
 		win := &input{m: fields}
 		var write records.Write
-		switch win.str("$type", true) {
+		at := "$.writes[" + strconv.Itoa(i) + "]"
+		if !win.has("$type") {
+			return invalidRequest(`Expected an object which includes the "$type" property value type at ` + at)
+		}
+		switch t := win.str("$type", true); t {
 		case applyWritesType + "#create":
 			write = records.Write{Action: repo.Create, Collection: win.str("collection", true), RKey: win.str("rkey", false), Record: recordValue(win, "value")}
 		case applyWritesType + "#update":
@@ -214,7 +224,8 @@ func (s *Server) applyWrites(w http.ResponseWriter, r *http.Request, c caller) e
 			write = records.Write{Action: repo.Delete, Collection: win.str("collection", true), RKey: win.str("rkey", true)}
 		default:
 			if win.err == nil {
-				return invalidRequest("Input/writes/" + strconv.Itoa(i) + " must be an object which includes the \"$type\" property")
+				return invalidRequest(`Expected one of "` + applyWritesType + `#create", "` + applyWritesType + `#update" or "` +
+					applyWritesType + `#delete" (got "` + abbreviate(t) + `") at ` + at + ".$type")
 			}
 		}
 		if win.err != nil {
