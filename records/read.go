@@ -112,7 +112,7 @@ type Head struct {
 // LatestCommit returns a hosted repository's head; inactive accounts get
 // the official refusals.
 func (s *Service) LatestCommit(ctx context.Context, did string) (*Head, error) {
-	if err := s.checkServable(ctx, did); err != nil {
+	if err := s.Servable(ctx, did); err != nil {
 		return nil, err
 	}
 	root, err := s.store.RepoRoot(ctx, did)
@@ -122,9 +122,9 @@ func (s *Service) LatestCommit(ctx context.Context, did string) (*Head, error) {
 	return &Head{CID: root.CID, Rev: root.Rev}, nil
 }
 
-// checkServable refuses sync reads of unknown, deactivated and taken-down
-// repositories.
-func (s *Service) checkServable(ctx context.Context, did string) error {
+// Servable refuses reads of unknown, deactivated and taken-down
+// repositories, with the official error names.
+func (s *Service) Servable(ctx context.Context, did string) error {
 	a, err := s.store.AccountByDID(ctx, did)
 	if errors.Is(err, store.ErrNotFound) {
 		return &Error{"RepoNotFound", "Could not find repo for DID: " + did}

@@ -199,6 +199,9 @@ type Store interface {
 	// UpdateHandle sets an account's handle and appends its events in the
 	// same transaction (ErrHandleTaken, ErrNotFound).
 	UpdateHandle(ctx context.Context, did, handle string, events []NewEvent) ([]Event, error)
+	// SetDeactivated deactivates (at set) or reactivates (at nil) an
+	// account and appends its events in the same transaction (ErrNotFound).
+	SetDeactivated(ctx context.Context, did string, at *time.Time, events []NewEvent) ([]Event, error)
 	// SigningKey returns an account's repo signing key bytes.
 	SigningKey(ctx context.Context, did string) ([]byte, error)
 

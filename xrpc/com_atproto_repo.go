@@ -316,6 +316,9 @@ func (s *Server) describeRepo(w http.ResponseWriter, r *http.Request, _ caller) 
 	if err != nil {
 		return err
 	}
+	if err := s.records.Servable(r.Context(), a.DID); err != nil {
+		return err
+	}
 	cols, err := s.records.Collections(r.Context(), a.DID)
 	if err != nil {
 		return err

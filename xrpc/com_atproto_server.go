@@ -263,3 +263,21 @@ func (s *Server) disableInviteCodes(w http.ResponseWriter, r *http.Request, _ ca
 	}
 	return s.accounts.DisableInviteCodes(r.Context(), codes, accounts)
 }
+
+func (s *Server) deactivateAccount(w http.ResponseWriter, r *http.Request, c caller) error {
+	if r.ContentLength != 0 {
+		// deleteAfter is accepted and ignored: accounts are deleted only
+		// when their owner asks.
+		if _, err := readInput(w, r); err != nil {
+			return err
+		}
+	}
+	return s.accounts.Deactivate(r.Context(), c.DID)
+}
+
+func (s *Server) activateAccount(w http.ResponseWriter, r *http.Request, c caller) error {
+	if r.ContentLength > 0 {
+		return invalidRequest("A request body was provided when none was expected")
+	}
+	return s.accounts.Activate(r.Context(), c.DID)
+}

@@ -129,6 +129,8 @@ func New(cfg Config) *Server {
 		"com.atproto.server.createInviteCode":               {post, authAdmin, s.createInviteCode},
 		"com.atproto.server.createInviteCodes":              {post, authAdmin, s.createInviteCodes},
 		"com.atproto.server.getAccountInviteCodes":          {get, authAccessFull, s.getAccountInviteCodes},
+		"com.atproto.server.deactivateAccount":              {post, authAccessFull, s.deactivateAccount},
+		"com.atproto.server.activateAccount":                {post, authAccessFull, s.activateAccount},
 		"com.atproto.admin.disableInviteCodes":              {post, authAdmin, s.disableInviteCodes},
 		"com.atproto.identity.resolveHandle":                {get, authNone, s.resolveHandle},
 		"com.atproto.identity.updateHandle":                 {post, authPrivileged, s.updateHandle},

@@ -169,3 +169,23 @@ func (s *Store) RepoRoot(ctx context.Context, did string) (*store.RepoRoot, erro
 	}
 	return &r, nil
 }
+
+// SetDeactivated implements store.Store.
+func (s *Store) SetDeactivated(ctx context.Context, did string, at *time.Time, evs []store.NewEvent) ([]store.Event, error) {
+	var events []store.Event
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE account SET deactivated_at = ? WHERE did = ?", fmtTimePtr(at), did)
+		if err != nil {
+			return fmt.Errorf("set deactivated: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return store.ErrNotFound
+		}
+		events, err = appendEvents(ctx, tx, evs)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return events, nil
+}

@@ -27,6 +27,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AppPasswords", testAppPasswords},
 		{"RefreshTokenRotation", testRefreshRotation},
 		{"Commits", testCommits},
+		{"Deactivation", testDeactivation},
 		{"EventSequence", testEventSequence},
 	}
 	for _, tt := range tests {
@@ -303,4 +304,27 @@ func testRefreshRotation(t *testing.T, s store.Store) {
 func updateHandle(s store.Store, did, handle string) error {
 	_, err := s.UpdateHandle(ctx, did, handle, nil)
 	return err
+}
+
+func testDeactivation(t *testing.T, s store.Store) {
+	a := newAccount(1)
+	mustCreate(t, s, a)
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	evs, err := s.SetDeactivated(ctx, a.DID, &at, []store.NewEvent{frameEvent(a.DID, "account")})
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("SetDeactivated = %v, %v", evs, err)
+	}
+	got, _ := s.AccountByDID(ctx, a.DID)
+	if got.Active() || got.Status() != "deactivated" || !got.DeactivatedAt.Equal(at) {
+		t.Errorf("after deactivation: %+v", got)
+	}
+	if _, err := s.SetDeactivated(ctx, a.DID, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.AccountByDID(ctx, a.DID); !got.Active() {
+		t.Errorf("after reactivation: %+v", got)
+	}
+	if _, err := s.SetDeactivated(ctx, "did:plc:nobody", nil, nil); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("unknown account: %v", err)
+	}
 }

@@ -1,0 +1,78 @@
+package account
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	comatproto "github.com/bluesky-social/indigo/api/atproto"
+	"github.com/ipfs/go-cid"
+
+	"github.com/hearth-pds/hearth/repo"
+	"github.com/hearth-pds/hearth/sequencer"
+	"github.com/hearth-pds/hearth/store"
+)
+
+// Deactivate stops serving an account's repository until it is activated
+// again; relays learn it from an #account event.
+func (s *Service) Deactivate(ctx context.Context, did string) error {
+	now := time.Now().UTC()
+	stored, err := s.Store.SetDeactivated(ctx, did, &now, []store.NewEvent{accountEvent(did, false, "deactivated")})
+	if errors.Is(err, store.ErrNotFound) {
+		return ErrAccountNotFound
+	}
+	if err != nil {
+		return err
+	}
+	s.Events.Publish(stored...)
+	s.Logger.Info("account deactivated", "did", did)
+	return nil
+}
+
+// Activate serves a deactivated account again. Like the official PDS it
+// announces the account, its identity and its current commit (#sync), so
+// relays that dropped the repository take it up from here.
+func (s *Service) Activate(ctx context.Context, did string) error {
+	a, err := s.Account(ctx, did)
+	if err != nil {
+		return err
+	}
+	syncEvt, err := s.syncEvent(ctx, did)
+	if err != nil {
+		return err
+	}
+	events := []store.NewEvent{accountEvent(did, true, ""), identityEvent(did, a.Handle), syncEvt}
+	stored, err := s.Store.SetDeactivated(ctx, did, nil, events)
+	if err != nil {
+		return err
+	}
+	s.Events.Publish(stored...)
+	s.Logger.Info("account activated", "did", did)
+	return nil
+}
+
+// syncEvent is a #sync event for the repository's current commit.
+func (s *Service) syncEvent(ctx context.Context, did string) (store.NewEvent, error) {
+	root, err := s.Store.RepoRoot(ctx, did)
+	if err != nil {
+		return store.NewEvent{}, fmt.Errorf("repo root of %s: %w", did, err)
+	}
+	c, err := cid.Decode(root.CID)
+	if err != nil {
+		return store.NewEvent{}, fmt.Errorf("repo root of %s: %w", did, err)
+	}
+	data, err := s.Store.Block(ctx, did, root.CID)
+	if err != nil {
+		return store.NewEvent{}, fmt.Errorf("commit block of %s: %w", did, err)
+	}
+	var car bytes.Buffer
+	if err := repo.WriteCAR(&car, c, []repo.Block{{CID: c, Data: data}}); err != nil {
+		return store.NewEvent{}, err
+	}
+	rev := root.Rev
+	return store.NewEvent{DID: did, Kind: "sync", Encode: func(seq int64, at time.Time) ([]byte, error) {
+		return sequencer.EncodeSync(seq, &comatproto.SyncSubscribeRepos_Sync{Did: did, Blocks: car.Bytes(), Rev: rev, Time: stamp(at)})
+	}}, nil
+}
