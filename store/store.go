@@ -31,6 +31,9 @@ var (
 	// ErrRepoChanged: a commit was built on a head that is no longer the
 	// repository's current one.
 	ErrRepoChanged = errors.New("repository head changed")
+	// ErrBlobNotFound: a commit references a blob the account has not
+	// uploaded (or whose upload was collected).
+	ErrBlobNotFound = errors.New("blob not found")
 )
 
 // Account is one hosted account.
@@ -128,7 +131,32 @@ type Commit struct {
 	// Released are record blocks an update or delete replaced; each is
 	// deleted unless another record of the repository still has that CID.
 	Released []string
+	// BlobRefs are the blobs the new versions of Puts reference. The
+	// references of every written or deleted record are replaced by these;
+	// referenced blobs become permanent and blobs left with no reference
+	// are released for the collector.
+	BlobRefs []BlobRef
 	Events   []NewEvent
+}
+
+// BlobRef is one record's reference to a blob.
+type BlobRef struct {
+	Collection string
+	RKey       string
+	CID        string
+}
+
+// Blob is a blob's metadata.
+type Blob struct {
+	DID      string
+	CID      string
+	MimeType string
+	Size     int64
+	// TempKey is set while the blob is an unreferenced upload.
+	TempKey     string
+	CreatedAt   time.Time
+	ReleasedAt  *time.Time
+	TakedownRef string
 }
 
 // RepoInfo is one hosted repository, for sync.listRepos.
@@ -224,6 +252,25 @@ type Store interface {
 	Collections(ctx context.Context, did string) ([]string, error)
 	// ListRepos lists hosted repositories by DID after cursor.
 	ListRepos(ctx context.Context, cursor string, limit int) ([]RepoInfo, error)
+
+	// PutBlob records an upload. When the account already has the blob it
+	// returns the existing row and stores nothing (the caller drops its
+	// upload).
+	PutBlob(ctx context.Context, b Blob) (existing *Blob, err error)
+	// Blob returns a blob's metadata (ErrNotFound).
+	Blob(ctx context.Context, did, cid string) (*Blob, error)
+	// ListBlobs lists the CIDs of blobs referenced by records written after
+	// rev since ("" for all), ordered by CID, after cursor.
+	ListBlobs(ctx context.Context, did, since, cursor string, limit int) ([]string, error)
+	// MissingBlobs lists blobs referenced by records but not stored, with
+	// the referencing record, ordered by CID, after cursor.
+	MissingBlobs(ctx context.Context, did, cursor string, limit int) ([]BlobRef, error)
+	// CollectableBlobs lists blobs never referenced and uploaded before
+	// before, or released before before, up to limit.
+	CollectableBlobs(ctx context.Context, before time.Time, limit int) ([]Blob, error)
+	// DeleteBlob deletes a blob's row if it is still unreferenced; it
+	// reports whether it did, so the caller deletes the bytes only then.
+	DeleteBlob(ctx context.Context, did, cid string) (bool, error)
 
 	// AppendEvents stores events outside a commit (identity, account).
 	AppendEvents(ctx context.Context, events []NewEvent) ([]Event, error)

@@ -49,6 +49,9 @@ func (s *Store) ApplyCommit(ctx context.Context, c store.Commit) ([]store.Event,
 				return fmt.Errorf("unindex record: %w", err)
 			}
 		}
+		if err := applyBlobRefs(ctx, tx, c, now); err != nil {
+			return err
+		}
 		for _, b := range c.Released {
 			_, err := tx.ExecContext(ctx, `DELETE FROM repo_block WHERE did = ? AND cid = ?
 				AND NOT EXISTS (SELECT 1 FROM record WHERE did = ? AND cid = ?)`, c.DID, b, c.DID, b)

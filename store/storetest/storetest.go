@@ -28,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RefreshTokenRotation", testRefreshRotation},
 		{"Commits", testCommits},
 		{"Deactivation", testDeactivation},
+		{"Blobs", testBlobs},
 		{"EventSequence", testEventSequence},
 	}
 	for _, tt := range tests {

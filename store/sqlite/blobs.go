@@ -1,0 +1,199 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hearth-pds/hearth/store"
+)
+
+// applyBlobRefs replaces the blob references of every record c writes or
+// deletes, makes referenced blobs permanent and releases blobs left with
+// no reference. It runs inside ApplyCommit's transaction.
+func applyBlobRefs(ctx context.Context, tx *sql.Tx, c store.Commit, now string) error {
+	type path struct{ collection, rkey string }
+	touched := map[path]bool{}
+	for _, r := range c.Puts {
+		touched[path{r.Collection, r.RKey}] = true
+	}
+	for _, r := range c.Deletes {
+		touched[path{r.Collection, r.RKey}] = true
+	}
+	var dropped []string
+	for p := range touched {
+		rows, err := tx.QueryContext(ctx, "DELETE FROM record_blob WHERE did = ? AND collection = ? AND rkey = ? RETURNING blob_cid",
+			c.DID, p.collection, p.rkey)
+		if err != nil {
+			return fmt.Errorf("clear blob references: %w", err)
+		}
+		for rows.Next() {
+			var cid string
+			if err := rows.Scan(&cid); err != nil {
+				rows.Close()
+				return fmt.Errorf("clear blob references: %w", err)
+			}
+			dropped = append(dropped, cid)
+		}
+		rows.Close()
+	}
+	for _, ref := range c.BlobRefs {
+		res, err := tx.ExecContext(ctx, "UPDATE blob SET temp_key = NULL, released_at = NULL WHERE did = ? AND cid = ?", c.DID, ref.CID)
+		if err != nil {
+			return fmt.Errorf("make blob permanent: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("%w: %s", store.ErrBlobNotFound, ref.CID)
+		}
+		if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO record_blob (did, collection, rkey, blob_cid) VALUES (?, ?, ?, ?)",
+			c.DID, ref.Collection, ref.RKey, ref.CID); err != nil {
+			return fmt.Errorf("add blob reference: %w", err)
+		}
+	}
+	for _, cid := range dropped {
+		if _, err := tx.ExecContext(ctx, `UPDATE blob SET released_at = ? WHERE did = ? AND cid = ?
+			AND NOT EXISTS (SELECT 1 FROM record_blob WHERE did = ? AND blob_cid = ?)`, now, c.DID, cid, c.DID, cid); err != nil {
+			return fmt.Errorf("release blob: %w", err)
+		}
+	}
+	return nil
+}
+
+const blobColumns = "did, cid, mime_type, size, coalesce(temp_key, ''), created_at, released_at, coalesce(takedown_ref, '')"
+
+func scanBlob(row interface{ Scan(...any) error }) (*store.Blob, error) {
+	var (
+		b        store.Blob
+		created  string
+		released sql.NullString
+	)
+	if err := row.Scan(&b.DID, &b.CID, &b.MimeType, &b.Size, &b.TempKey, &created, &released, &b.TakedownRef); err != nil {
+		return nil, err
+	}
+	b.CreatedAt = parseTime(created)
+	b.ReleasedAt = parseTimePtr(released)
+	return &b, nil
+}
+
+// PutBlob implements store.Store.
+func (s *Store) PutBlob(ctx context.Context, b store.Blob) (*store.Blob, error) {
+	var existing *store.Blob
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		old, err := scanBlob(tx.QueryRowContext(ctx, "SELECT "+blobColumns+" FROM blob WHERE did = ? AND cid = ?", b.DID, b.CID))
+		if err == nil {
+			existing = old
+			return nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("read blob: %w", err)
+		}
+		_, err = tx.ExecContext(ctx, "INSERT INTO blob (did, cid, mime_type, size, temp_key, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+			b.DID, b.CID, b.MimeType, b.Size, nullString(b.TempKey), fmtTime(b.CreatedAt))
+		if err != nil {
+			return fmt.Errorf("insert blob: %w", err)
+		}
+		return nil
+	})
+	return existing, err
+}
+
+// Blob implements store.Store.
+func (s *Store) Blob(ctx context.Context, did, cid string) (*store.Blob, error) {
+	b, err := scanBlob(s.read.QueryRowContext(ctx, "SELECT "+blobColumns+" FROM blob WHERE did = ? AND cid = ?", did, cid))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, store.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read blob: %w", err)
+	}
+	return b, nil
+}
+
+// ListBlobs implements store.Store.
+func (s *Store) ListBlobs(ctx context.Context, did, since, cursor string, limit int) ([]string, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT DISTINCT rb.blob_cid FROM record_blob rb
+		JOIN record r ON r.did = rb.did AND r.collection = rb.collection AND r.rkey = rb.rkey
+		WHERE rb.did = ? AND r.rev > ? AND rb.blob_cid > ? ORDER BY rb.blob_cid LIMIT ?`, did, since, cursor, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list blobs: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, fmt.Errorf("list blobs: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// MissingBlobs implements store.Store.
+func (s *Store) MissingBlobs(ctx context.Context, did, cursor string, limit int) ([]store.BlobRef, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT rb.blob_cid, min(rb.collection || '/' || rb.rkey) FROM record_blob rb
+		LEFT JOIN blob b ON b.did = rb.did AND b.cid = rb.blob_cid
+		WHERE rb.did = ? AND b.cid IS NULL AND rb.blob_cid > ?
+		GROUP BY rb.blob_cid ORDER BY rb.blob_cid LIMIT ?`, did, cursor, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list missing blobs: %w", err)
+	}
+	defer rows.Close()
+	var out []store.BlobRef
+	for rows.Next() {
+		var (
+			ref  store.BlobRef
+			path string
+		)
+		if err := rows.Scan(&ref.CID, &path); err != nil {
+			return nil, fmt.Errorf("list missing blobs: %w", err)
+		}
+		for i := range len(path) {
+			if path[i] == '/' {
+				ref.Collection, ref.RKey = path[:i], path[i+1:]
+				break
+			}
+		}
+		out = append(out, ref)
+	}
+	return out, rows.Err()
+}
+
+// CollectableBlobs implements store.Store.
+func (s *Store) CollectableBlobs(ctx context.Context, before time.Time, limit int) ([]store.Blob, error) {
+	t := fmtTime(before)
+	rows, err := s.read.QueryContext(ctx, "SELECT "+blobColumns+` FROM blob
+		WHERE (temp_key IS NOT NULL AND created_at < ?) OR (released_at IS NOT NULL AND released_at < ?)
+		LIMIT ?`, t, t, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list collectable blobs: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Blob
+	for rows.Next() {
+		b, err := scanBlob(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list collectable blobs: %w", err)
+		}
+		out = append(out, *b)
+	}
+	return out, rows.Err()
+}
+
+// DeleteBlob implements store.Store.
+func (s *Store) DeleteBlob(ctx context.Context, did, cid string) (bool, error) {
+	var deleted bool
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM blob WHERE did = ? AND cid = ?
+			AND NOT EXISTS (SELECT 1 FROM record_blob WHERE did = ? AND blob_cid = ?)`, did, cid, did, cid)
+		if err != nil {
+			return fmt.Errorf("delete blob: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		deleted = n > 0
+		return nil
+	})
+	return deleted, err
+}
