@@ -92,7 +92,7 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	if schemas == 0 {
 		log.Warn("built without lexicon schemas (run `go generate ./lexicons`): every record type is treated as unknown")
 	}
-	recs := records.New(st, repo.NewEngine(0), events, catalog, log.With("component", "records"))
+	recs := records.New(st, nil, repo.NewEngine(0), events, catalog, log.With("component", "records"))
 	tokens := &account.Tokens{Secret: []byte(cfg.Secrets.JWTSecret), ServiceDID: cfg.Service.DID.String()}
 	accounts := account.NewService(account.Service{
 		Store:          st,

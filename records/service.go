@@ -33,9 +33,16 @@ type Publisher interface {
 	Publish(events ...store.Event)
 }
 
+// BlobMover makes an uploaded blob permanent when a record first
+// references it; it must be idempotent (a retried commit moves again).
+type BlobMover interface {
+	MakePermanent(ctx context.Context, did, tempKey string, c cid.Cid) error
+}
+
 // Service applies and reads record writes.
 type Service struct {
 	store   store.Store
+	blobs   BlobMover
 	engine  *repo.Engine
 	events  Publisher
 	catalog lexicon.Catalog
@@ -47,8 +54,8 @@ type Service struct {
 }
 
 // New builds a Service. catalog may be nil (every type is then unknown).
-func New(st store.Store, engine *repo.Engine, events Publisher, catalog lexicon.Catalog, log *slog.Logger) *Service {
-	return &Service{store: st, engine: engine, events: events, catalog: catalog, log: log, clock: syntax.NewTIDClock(0)}
+func New(st store.Store, blobs BlobMover, engine *repo.Engine, events Publisher, catalog lexicon.Catalog, log *slog.Logger) *Service {
+	return &Service{store: st, blobs: blobs, engine: engine, events: events, catalog: catalog, log: log, clock: syntax.NewTIDClock(0)}
 }
 
 // Write is one record change asked for by a client.
@@ -159,8 +166,9 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 	}
 
 	var (
-		writes  []repo.Write
-		results []Result
+		writes   []repo.Write
+		results  []Result
+		blobRefs []store.BlobRef
 	)
 	for _, p := range prepared {
 		current, err := s.store.Record(ctx, did.String(), p.collection.String(), p.rkey.String())
@@ -201,6 +209,9 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 			continue
 		}
 		writes = append(writes, repo.Write{Action: action, Collection: p.collection, RKey: p.rkey, Record: p.cbor})
+		for _, b := range p.blobs {
+			blobRefs = append(blobRefs, store.BlobRef{Collection: p.collection.String(), RKey: p.rkey.String(), CID: b.String()})
+		}
 		results = append(results, Result{Action: action, URI: p.uri(did), CID: p.cid, ValidationStatus: p.status})
 	}
 	// Writes that all changed nothing make no commit; an empty request
@@ -209,6 +220,9 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 		return &Response{Results: results}, nil
 	}
 
+	if err := s.claimBlobs(ctx, did.String(), blobRefs); err != nil {
+		return nil, err
+	}
 	key, err := s.signingKey(ctx, did.String())
 	if err != nil {
 		return nil, err
@@ -219,10 +233,11 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 		return nil, mapRepoError(err)
 	}
 	commit := store.Commit{
-		DID:     did.String(),
-		PrevCID: root.CID,
-		CID:     res.Commit.CID.String(),
-		Rev:     res.Commit.Rev.String(),
+		DID:      did.String(),
+		PrevCID:  root.CID,
+		CID:      res.Commit.CID.String(),
+		Rev:      res.Commit.Rev.String(),
+		BlobRefs: blobRefs,
 	}
 	for _, b := range res.Blocks {
 		commit.Blocks = append(commit.Blocks, store.Block{CID: b.CID.String(), Content: b.Data})
@@ -252,6 +267,9 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 	if err != nil {
 		// The cached tree moved ahead of the store: drop it.
 		s.engine.Cache().Forget(did)
+		if errors.Is(err, store.ErrBlobNotFound) {
+			return nil, &Error{"BlobNotFound", "Could not find blob: " + strings.TrimPrefix(err.Error(), store.ErrBlobNotFound.Error()+": ")}
+		}
 		return nil, fmt.Errorf("store commit: %w", err)
 	}
 	s.events.Publish(stored...)
@@ -260,6 +278,38 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 
 // signingKey returns an account's parsed signing key. Keys do not change
 // while an account lives here, so each is read and parsed once.
+// claimBlobs checks that the account uploaded every blob the writes
+// reference and moves first-time ones out of the temporary area. The move
+// happens before the commit: if the commit then fails, the blob stays an
+// unreferenced upload for the collector, never a reference to nothing.
+func (s *Service) claimBlobs(ctx context.Context, did string, refs []store.BlobRef) error {
+	seen := map[string]bool{}
+	for _, ref := range refs {
+		if seen[ref.CID] {
+			continue
+		}
+		seen[ref.CID] = true
+		b, err := s.store.Blob(ctx, did, ref.CID)
+		if errors.Is(err, store.ErrNotFound) {
+			return &Error{"BlobNotFound", "Could not find blob: " + ref.CID}
+		}
+		if err != nil {
+			return err
+		}
+		if b.TempKey == "" {
+			continue
+		}
+		c, err := cid.Decode(b.CID)
+		if err != nil {
+			return fmt.Errorf("blob %s of %s: %w", b.CID, did, err)
+		}
+		if err := s.blobs.MakePermanent(ctx, did, b.TempKey, c); err != nil {
+			return fmt.Errorf("make blob %s of %s permanent: %w", b.CID, did, err)
+		}
+	}
+	return nil
+}
+
 func (s *Service) signingKey(ctx context.Context, did string) (atcrypto.PrivateKey, error) {
 	if k, ok := s.keys.Load(did); ok {
 		return k.(atcrypto.PrivateKey), nil
@@ -286,6 +336,7 @@ type prepared struct {
 	cid        string
 	status     string
 	swapRecord *string
+	blobs      []cid.Cid // blobs the record references
 }
 
 func (p prepared) uri(did syntax.DID) string {
@@ -341,6 +392,9 @@ func (s *Service) prepare(did syntax.DID, w Write, validate *bool) (prepared, er
 			return p, err
 		}
 		p.status = status
+	}
+	for _, b := range atdata.ExtractBlobs(record) {
+		p.blobs = append(p.blobs, b.Ref.CID())
 	}
 	cbor, err := atdata.MarshalCBOR(record)
 	if err != nil {

@@ -57,7 +57,7 @@ func newService(t *testing.T) (*Service, *events, store.Store) {
 		t.Fatal(err)
 	}
 	ev := &events{}
-	return New(st, repo.NewEngine(0), ev, cat, nil), ev, st
+	return New(st, nil, repo.NewEngine(0), ev, cat, nil), ev, st
 }
 
 func post(text string) map[string]any {
