@@ -169,6 +169,7 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 		writes   []repo.Write
 		results  []Result
 		blobRefs []store.BlobRef
+		claims   []atdata.Blob
 	)
 	for _, p := range prepared {
 		current, err := s.store.Record(ctx, did.String(), p.collection.String(), p.rkey.String())
@@ -210,7 +211,8 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 		}
 		writes = append(writes, repo.Write{Action: action, Collection: p.collection, RKey: p.rkey, Record: p.cbor})
 		for _, b := range p.blobs {
-			blobRefs = append(blobRefs, store.BlobRef{Collection: p.collection.String(), RKey: p.rkey.String(), CID: b.String()})
+			blobRefs = append(blobRefs, store.BlobRef{Collection: p.collection.String(), RKey: p.rkey.String(), CID: b.Ref.String()})
+			claims = append(claims, b)
 		}
 		results = append(results, Result{Action: action, URI: p.uri(did), CID: p.cid, ValidationStatus: p.status})
 	}
@@ -220,7 +222,7 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 		return &Response{Results: results}, nil
 	}
 
-	if err := s.claimBlobs(ctx, did.String(), blobRefs); err != nil {
+	if err := s.claimBlobs(ctx, did.String(), claims); err != nil {
 		return nil, err
 	}
 	key, err := s.signingKey(ctx, did.String())
@@ -282,16 +284,17 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 // reference and moves first-time ones out of the temporary area. The move
 // happens before the commit: if the commit then fails, the blob stays an
 // unreferenced upload for the collector, never a reference to nothing.
-func (s *Service) claimBlobs(ctx context.Context, did string, refs []store.BlobRef) error {
+func (s *Service) claimBlobs(ctx context.Context, did string, refs []atdata.Blob) error {
 	seen := map[string]bool{}
 	for _, ref := range refs {
-		if seen[ref.CID] {
+		c := ref.Ref.String()
+		if seen[c] {
 			continue
 		}
-		seen[ref.CID] = true
-		b, err := s.store.Blob(ctx, did, ref.CID)
-		if errors.Is(err, store.ErrNotFound) {
-			return &Error{"BlobNotFound", "Could not find blob: " + ref.CID}
+		seen[c] = true
+		b, err := s.store.Blob(ctx, did, c)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && b.TakedownRef != "") {
+			return &Error{"BlobNotFound", "Could not find blob: " + c}
 		}
 		if err != nil {
 			return err
@@ -299,11 +302,15 @@ func (s *Service) claimBlobs(ctx context.Context, did string, refs []store.BlobR
 		if b.TempKey == "" {
 			continue
 		}
-		c, err := cid.Decode(b.CID)
-		if err != nil {
-			return fmt.Errorf("blob %s of %s: %w", b.CID, did, err)
+		// The first reference must describe the upload truthfully, as the
+		// official PDS checks (later ones are not re-checked there either).
+		if ref.MimeType != b.MimeType {
+			return &Error{"InvalidMimeType", fmt.Sprintf("Referenced Mimetype does not match stored blob. Expected: %s, Got: %s", b.MimeType, ref.MimeType)}
 		}
-		if err := s.blobs.MakePermanent(ctx, did, b.TempKey, c); err != nil {
+		if ref.Size >= 0 && ref.Size != b.Size {
+			return &Error{"InvalidSize", fmt.Sprintf("Referenced Size does not match stored blob. Expected: %d, Got: %d", b.Size, ref.Size)}
+		}
+		if err := s.blobs.MakePermanent(ctx, did, b.TempKey, ref.Ref.CID()); err != nil {
 			return fmt.Errorf("make blob %s of %s permanent: %w", b.CID, did, err)
 		}
 	}
@@ -336,7 +343,7 @@ type prepared struct {
 	cid        string
 	status     string
 	swapRecord *string
-	blobs      []cid.Cid // blobs the record references
+	blobs      []atdata.Blob // blobs the record references
 }
 
 func (p prepared) uri(did syntax.DID) string {
@@ -393,9 +400,7 @@ func (s *Service) prepare(did syntax.DID, w Write, validate *bool) (prepared, er
 		}
 		p.status = status
 	}
-	for _, b := range atdata.ExtractBlobs(record) {
-		p.blobs = append(p.blobs, b.Ref.CID())
-	}
+	p.blobs = atdata.ExtractBlobs(record)
 	cbor, err := atdata.MarshalCBOR(record)
 	if err != nil {
 		return p, invalidRequest("Invalid record: %v", err)
