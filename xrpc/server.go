@@ -17,6 +17,7 @@ import (
 	"github.com/bluesky-social/indigo/atproto/syntax"
 
 	"github.com/hearth-pds/hearth/account"
+	"github.com/hearth-pds/hearth/blobs"
 	"github.com/hearth-pds/hearth/records"
 )
 
@@ -53,6 +54,7 @@ type Config struct {
 	Describe      Describe
 	Accounts      *account.Service
 	Records       *records.Service
+	Blobs         *blobs.Service
 	// Firehose serves com.atproto.sync.subscribeRepos (a WebSocket).
 	Firehose http.Handler
 	Tokens   *account.Tokens
@@ -73,6 +75,7 @@ type Server struct {
 	describe      Describe
 	accounts      *account.Service
 	records       *records.Service
+	blobs         *blobs.Service
 	firehose      http.Handler
 	tokens        *account.Tokens
 	store         Pinger
@@ -103,6 +106,7 @@ func New(cfg Config) *Server {
 		describe:      cfg.Describe,
 		accounts:      cfg.Accounts,
 		records:       cfg.Records,
+		blobs:         cfg.Blobs,
 		firehose:      cfg.Firehose,
 		tokens:        cfg.Tokens,
 		store:         cfg.Store,
@@ -142,6 +146,10 @@ func New(cfg Config) *Server {
 		"com.atproto.repo.getRecord":                        {get, authNone, s.getRecord},
 		"com.atproto.repo.listRecords":                      {get, authNone, s.listRecords},
 		"com.atproto.repo.describeRepo":                     {get, authNone, s.describeRepo},
+		"com.atproto.repo.uploadBlob":                       {post, authAccess, s.uploadBlob},
+		"com.atproto.repo.listMissingBlobs":                 {get, authAccess, s.listMissingBlobs},
+		"com.atproto.sync.getBlob":                          {get, authNone, s.syncGetBlob},
+		"com.atproto.sync.listBlobs":                        {get, authNone, s.syncListBlobs},
 		"com.atproto.sync.getRepo":                          {get, authNone, s.syncGetRepo},
 		"com.atproto.sync.getCheckout":                      {get, authNone, s.syncGetRepo},
 		"com.atproto.sync.getRecord":                        {get, authNone, s.syncGetRecord},
