@@ -42,6 +42,17 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
+// Proxy serves the XRPC methods this server does not implement itself,
+// by forwarding them upstream (the AppView, a service named in an
+// atproto-proxy header). It picks the upstream first and refuses what it
+// cannot forward; then it calls authenticate, which checks the caller's
+// access token (a full or privileged session when privileged is set) and
+// returns the caller's DID. Errors it returns are rendered like handler
+// errors.
+type Proxy interface {
+	ServeXRPC(w http.ResponseWriter, r *http.Request, nsid string, authenticate func(privileged bool) (did string, err error)) error
+}
+
 // HandleResolver resolves handles hosted elsewhere.
 type HandleResolver interface {
 	ResolveHandle(ctx context.Context, h syntax.Handle) (syntax.DID, error)
@@ -57,9 +68,12 @@ type Config struct {
 	Blobs         *blobs.Service
 	// Firehose serves com.atproto.sync.subscribeRepos (a WebSocket).
 	Firehose http.Handler
-	Tokens   *account.Tokens
-	Store    Pinger
-	Handles  HandleResolver
+	// Proxy forwards methods not served here; nil answers them as the
+	// official PDS does without an AppView.
+	Proxy   Proxy
+	Tokens  *account.Tokens
+	Store   Pinger
+	Handles HandleResolver
 	// HandleDomains are the service handle suffixes (".example.com"),
 	// used to answer /.well-known/atproto-did and /tls-check.
 	HandleDomains []string
@@ -77,6 +91,7 @@ type Server struct {
 	records       *records.Service
 	blobs         *blobs.Service
 	firehose      http.Handler
+	proxy         Proxy
 	tokens        *account.Tokens
 	store         Pinger
 	handles       HandleResolver
@@ -108,6 +123,7 @@ func New(cfg Config) *Server {
 		records:       cfg.Records,
 		blobs:         cfg.Blobs,
 		firehose:      cfg.Firehose,
+		proxy:         cfg.Proxy,
 		tokens:        cfg.Tokens,
 		store:         cfg.Store,
 		handles:       cfg.Handles,
@@ -211,7 +227,7 @@ func (s *Server) serveXRPC(w http.ResponseWriter, r *http.Request) {
 	}
 	rt, ok := s.methods[nsid]
 	if !ok {
-		writeError(w, invalidRequest("No service configured for "+nsid))
+		s.serveProxied(w, r, nsid)
 		return
 	}
 	if r.Method != rt.method && !(rt.method == http.MethodGet && r.Method == http.MethodHead) {
@@ -228,6 +244,28 @@ func (s *Server) serveXRPC(w http.ResponseWriter, r *http.Request) {
 		err = rt.h(w, r, c)
 	}
 	if err != nil {
+		writeError(w, toError(err, s.log, r))
+	}
+}
+
+// serveProxied hands a method this server does not implement to the proxy.
+func (s *Server) serveProxied(w http.ResponseWriter, r *http.Request, nsid string) {
+	if s.proxy == nil {
+		writeError(w, invalidRequest("No service configured for "+nsid))
+		return
+	}
+	authenticate := func(privileged bool) (string, error) {
+		level := authAccess
+		c, err := s.authenticate(r, level)
+		if err != nil {
+			return "", err
+		}
+		if privileged && c.Scope == account.ScopeAppPass {
+			return "", account.ErrTokenScope
+		}
+		return c.DID, nil
+	}
+	if err := s.proxy.ServeXRPC(w, r, nsid, authenticate); err != nil {
 		writeError(w, toError(err, s.log, r))
 	}
 }
