@@ -123,7 +123,9 @@ func (s *Service) LatestCommit(ctx context.Context, did string) (*Head, error) {
 }
 
 // Servable refuses reads of unknown, deactivated and taken-down
-// repositories, with the official error names.
+// repositories, with the official error names. A deactivated repository
+// stays readable by its owner and the admin (see AsOwner), as with the
+// official PDS, so a user can still export it.
 func (s *Service) Servable(ctx context.Context, did string) error {
 	a, err := s.store.AccountByDID(ctx, did)
 	if errors.Is(err, store.ErrNotFound) {
@@ -132,10 +134,26 @@ func (s *Service) Servable(ctx context.Context, did string) error {
 	if err != nil {
 		return err
 	}
+	if owner := ownerOf(ctx); a.TakedownRef == "" && a.DeactivatedAt != nil && (owner == did || owner == "*") {
+		return nil
+	}
 	if !a.Active() {
 		return accountInactive(a)
 	}
 	return nil
+}
+
+type ownerKey struct{}
+
+// AsOwner marks ctx as a read by the repository's owner (or the admin,
+// with did "*"), who may read it while it is deactivated.
+func AsOwner(ctx context.Context, did string) context.Context {
+	return context.WithValue(ctx, ownerKey{}, did)
+}
+
+func ownerOf(ctx context.Context) string {
+	v, _ := ctx.Value(ownerKey{}).(string)
+	return v
 }
 
 // ExportRepo writes the repository as a CAR v1 stream: the whole tree, or

@@ -121,6 +121,7 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 		return nil, invalidRequest("Invalid repo: %s", req.DID)
 	}
 	prepared := make([]prepared, 0, len(req.Writes))
+	paths := make(map[string]bool, len(req.Writes))
 	for i, w := range req.Writes {
 		p, err := s.prepare(did, w, req.Validate)
 		if err != nil {
@@ -129,6 +130,14 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 			}
 			return nil, err
 		}
+		// A path named twice cannot be one commit's op list (consumers
+		// refuse it), and the second write would be checked against the
+		// store rather than against the first.
+		path := p.collection.String() + "/" + p.rkey.String()
+		if paths[path] {
+			return nil, invalidRequest("Duplicate record path in writes: %s", path)
+		}
+		paths[path] = true
 		prepared = append(prepared, p)
 	}
 
@@ -151,6 +160,11 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 	root, err := s.store.RepoRoot(ctx, did.String())
 	if err != nil {
 		return nil, fmt.Errorf("repo root of %s: %w", did, err)
+	}
+	if req.SwapCommit != "" {
+		if _, err := cid.Decode(req.SwapCommit); err != nil {
+			return nil, invalidRequest("Invalid CID string (got %q) at $.swapCommit", req.SwapCommit)
+		}
 	}
 	if req.SwapCommit != "" && req.SwapCommit != root.CID {
 		return nil, &Error{"InvalidSwap", "Commit was at " + root.CID}
@@ -177,6 +191,12 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 			return nil, err
 		}
 		exists := err == nil
+		if p.action == repo.Delete && !exists && p.lenient {
+			// deleteRecord of what is not there changes nothing, whatever
+			// its swap says, as with the official PDS: no commit.
+			results = append(results, Result{Action: repo.Delete, URI: p.uri(did)})
+			continue
+		}
 		if p.swapRecord != nil {
 			switch {
 			case *p.swapRecord == "" && exists:
@@ -204,10 +224,7 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 			results = append(results, Result{Action: repo.Update, URI: p.uri(did), CID: p.cid, ValidationStatus: p.status})
 			continue
 		case action == repo.Delete && !exists:
-			// Deleting what is not there changes nothing, as with the
-			// official PDS: no commit for a lone delete.
-			results = append(results, Result{Action: repo.Delete, URI: p.uri(did)})
-			continue
+			return nil, invalidRequest("Could not find record: %s", p.uri(did))
 		}
 		writes = append(writes, repo.Write{Action: action, Collection: p.collection, RKey: p.rkey, Record: p.cbor})
 		for _, b := range p.blobs {
@@ -337,6 +354,7 @@ func (s *Service) signingKey(ctx context.Context, did string) (atcrypto.PrivateK
 type prepared struct {
 	action     repo.Action
 	upsert     bool // putRecord: create or update
+	lenient    bool // deleteRecord: absent is fine
 	collection syntax.NSID
 	rkey       syntax.RecordKey
 	cbor       []byte
@@ -350,15 +368,24 @@ func (p prepared) uri(did syntax.DID) string {
 	return "at://" + did.String() + "/" + p.collection.String() + "/" + p.rkey.String()
 }
 
-// Upsert marks a write as putRecord's create-or-update.
-const Upsert repo.Action = "upsert"
+// Actions of the record API beyond repo's create, update and delete.
+const (
+	// Upsert is putRecord's create-or-update.
+	Upsert repo.Action = "upsert"
+	// DeleteIfPresent is deleteRecord's delete, a no-op when the record
+	// is absent (applyWrites' delete refuses that).
+	DeleteIfPresent repo.Action = "delete-if-present"
+)
 
 // prepare checks one write: names, record key, $type, lexicon, and
 // encodes its record as DAG-CBOR.
 func (s *Service) prepare(did syntax.DID, w Write, validate *bool) (prepared, error) {
 	p := prepared{action: w.Action, swapRecord: w.SwapRecord}
-	if w.Action == Upsert {
+	switch w.Action {
+	case Upsert:
 		p.action, p.upsert = repo.Update, true
+	case DeleteIfPresent:
+		p.action, p.lenient = repo.Delete, true
 	}
 	collection, err := syntax.ParseNSID(w.Collection)
 	if err != nil {

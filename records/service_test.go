@@ -139,10 +139,22 @@ func TestApplySwapsAndEvents(t *testing.T) {
 	if after, _ := st.RepoRoot(ctx, did); after.CID != root.CID || len(ev.got) != 1 {
 		t.Errorf("refused writes changed the repo (%s) or the stream (%d events)", after.CID, len(ev.got))
 	}
-	// Deleting a missing record changes nothing.
-	resp, err := svc.Apply(ctx, Request{DID: did, Writes: []Write{{Action: repo.Delete, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2c"}}})
+	// deleteRecord of a missing record changes nothing; applyWrites'
+	// delete refuses it.
+	resp, err := svc.Apply(ctx, Request{DID: did, Writes: []Write{{Action: DeleteIfPresent, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2c", SwapRecord: ptr(wrongCID)}}})
 	if err != nil || resp.Commit != nil || len(ev.got) != 1 {
-		t.Errorf("delete of a missing record: %+v, %v, %d events", resp, err, len(ev.got))
+		t.Errorf("deleteRecord of a missing record: %+v, %v, %d events", resp, err, len(ev.got))
+	}
+	if _, err := svc.Apply(ctx, Request{DID: did, Writes: []Write{{Action: repo.Delete, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2c"}}}); err == nil {
+		t.Error("applyWrites delete of a missing record accepted")
+	}
+	// One path twice in a request is refused.
+	twice := []Write{
+		{Action: repo.Create, Collection: "com.example.thing", RKey: "x", Record: map[string]any{}},
+		{Action: repo.Delete, Collection: "com.example.thing", RKey: "x"},
+	}
+	if _, err := svc.Apply(ctx, Request{DID: did, Writes: twice}); err == nil || len(ev.got) != 1 {
+		t.Errorf("create and delete of one path: %v, %d events", err, len(ev.got))
 	}
 	// Rewriting a record as it is makes no commit.
 	same, err := svc.Apply(ctx, Request{DID: did, Writes: []Write{{Action: Upsert, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2b", Record: post("one")}}})

@@ -2,6 +2,7 @@ package xrpc
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strconv"
 
@@ -48,13 +49,29 @@ func recordValue(in *input, key string) map[string]any {
 	return v
 }
 
-// optionalValidate reads the validate flag: absent, true or false.
+// optionalValidate reads the validate flag: absent, true or false (null
+// is refused, as the lexicon has no null there).
 func optionalValidate(in *input) *bool {
-	if !in.has("validate") {
+	raw, ok := in.m["validate"]
+	if !ok || in.err != nil {
+		return nil
+	}
+	if string(raw) == "null" {
+		in.err = wrongType("validate", "boolean", raw)
 		return nil
 	}
 	v := in.boolean("validate")
 	return &v
+}
+
+// optionalRKey reads createRecord's rkey: absent means "pick a TID", but an
+// empty one is refused.
+func optionalRKey(in *input) string {
+	rkey := in.str("rkey", false)
+	if in.err == nil && in.has("rkey") && rkey == "" {
+		in.err = invalidRequest(`Invalid record key (got "") at $.rkey`)
+	}
+	return rkey
 }
 
 // swapRecord reads swapRecord: absent (no check), null (must not exist,
@@ -106,7 +123,7 @@ func (s *Server) createRecord(w http.ResponseWriter, r *http.Request, c caller) 
 	write := records.Write{
 		Action:     repo.Create,
 		Collection: in.str("collection", true),
-		RKey:       in.str("rkey", false),
+		RKey:       optionalRKey(in),
 		Record:     recordValue(in, "record"),
 	}
 	validate, swapCommit := optionalValidate(in), in.str("swapCommit", false)
@@ -162,7 +179,7 @@ func (s *Server) deleteRecord(w http.ResponseWriter, r *http.Request, c caller) 
 		return err
 	}
 	write := records.Write{
-		Action:     repo.Delete,
+		Action:     records.DeleteIfPresent,
 		Collection: in.str("collection", true),
 		RKey:       in.str("rkey", true),
 		SwapRecord: swapRecord(in, false),
@@ -217,9 +234,9 @@ func (s *Server) applyWrites(w http.ResponseWriter, r *http.Request, c caller) e
 		}
 		switch t := win.str("$type", true); t {
 		case applyWritesType + "#create":
-			write = records.Write{Action: repo.Create, Collection: win.str("collection", true), RKey: win.str("rkey", false), Record: recordValue(win, "value")}
+			write = records.Write{Action: repo.Create, Collection: win.str("collection", true), RKey: optionalRKey(win), Record: recordValue(win, "value")}
 		case applyWritesType + "#update":
-			write = records.Write{Action: records.Upsert, Collection: win.str("collection", true), RKey: win.str("rkey", true), Record: recordValue(win, "value")}
+			write = records.Write{Action: repo.Update, Collection: win.str("collection", true), RKey: win.str("rkey", true), Record: recordValue(win, "value")}
 		case applyWritesType + "#delete":
 			write = records.Write{Action: repo.Delete, Collection: win.str("collection", true), RKey: win.str("rkey", true)}
 		default:
@@ -269,9 +286,14 @@ func (s *Server) getRecord(w http.ResponseWriter, r *http.Request, _ caller) err
 	if p.err != nil {
 		return p.err
 	}
+	// An unknown or inactive repository reads as a missing record, as
+	// with the official PDS.
 	a, err := s.records.ResolveRepo(r.Context(), repoParam)
+	if err == nil && !a.Active() {
+		err = errors.New("inactive")
+	}
 	if err != nil {
-		return err
+		return invalidRequest("Could not locate record: at://" + repoParam + "/" + collection + "/" + rkey)
 	}
 	rec, err := s.records.GetRecord(r.Context(), a.DID, collection, rkey, cidParam)
 	if err != nil {
@@ -287,9 +309,15 @@ func (s *Server) listRecords(w http.ResponseWriter, r *http.Request, _ caller) e
 	if p.err != nil {
 		return p.err
 	}
+	if _, err := syntax.ParseNSID(collection); err != nil {
+		return invalidRequest(`Invalid NSID (got "` + abbreviate(collection) + `") at $.collection`)
+	}
 	a, err := s.records.ResolveRepo(r.Context(), repoParam)
+	if err == nil && !a.Active() {
+		err = errors.New("inactive")
+	}
 	if err != nil {
-		return err
+		return invalidRequest("Could not find repo: " + repoParam)
 	}
 	recs, cursor, err := s.records.ListRecords(r.Context(), a.DID, collection, limit, cursorParam, reverse)
 	if err != nil {

@@ -6,9 +6,27 @@ import (
 	"net/http"
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
+
+	"github.com/hearth-pds/hearth/records"
 )
 
 const carType = "application/vnd.ipld.car"
+
+// ownerContext marks the request as the repository owner's (or the
+// admin's) when its credentials say so, letting them read their
+// deactivated repository. Bad credentials are ignored: sync reads are
+// public.
+func (s *Server) ownerContext(r *http.Request) *http.Request {
+	if s.isAdmin(r) {
+		return r.WithContext(records.AsOwner(r.Context(), "*"))
+	}
+	if token, err := bearer(r); err == nil {
+		if c, err := s.tokens.VerifyAccess(token); err == nil {
+			return r.WithContext(records.AsOwner(r.Context(), c.DID))
+		}
+	}
+	return r
+}
 
 // syncDID reads and checks the did parameter of a sync query.
 func syncDID(p *query) string {
@@ -34,6 +52,7 @@ func carResponse(w http.ResponseWriter, build func(*bytes.Buffer) error) error {
 }
 
 func (s *Server) syncGetRepo(w http.ResponseWriter, r *http.Request, _ caller) error {
+	r = s.ownerContext(r)
 	p := params(r)
 	did, since := syncDID(p), p.str("since", false)
 	if p.err != nil {
@@ -59,6 +78,7 @@ func (s *Server) syncGetRepo(w http.ResponseWriter, r *http.Request, _ caller) e
 }
 
 func (s *Server) syncGetRecord(w http.ResponseWriter, r *http.Request, _ caller) error {
+	r = s.ownerContext(r)
 	p := params(r)
 	did, collection, rkey := syncDID(p), p.str("collection", true), p.str("rkey", true)
 	if p.err != nil {
@@ -70,10 +90,14 @@ func (s *Server) syncGetRecord(w http.ResponseWriter, r *http.Request, _ caller)
 }
 
 func (s *Server) syncGetBlocks(w http.ResponseWriter, r *http.Request, _ caller) error {
+	r = s.ownerContext(r)
 	p := params(r)
 	did, cids := syncDID(p), p.list("cids")
 	if p.err != nil {
 		return p.err
+	}
+	if len(cids) == 0 {
+		return invalidRequest(`Params must have the property "cids"`)
 	}
 	return carResponse(w, func(b *bytes.Buffer) error {
 		return s.records.Blocks(r.Context(), b, did, cids)
@@ -81,6 +105,7 @@ func (s *Server) syncGetBlocks(w http.ResponseWriter, r *http.Request, _ caller)
 }
 
 func (s *Server) syncGetLatestCommit(w http.ResponseWriter, r *http.Request, _ caller) error {
+	r = s.ownerContext(r)
 	p := params(r)
 	did := syncDID(p)
 	if p.err != nil {
@@ -95,6 +120,7 @@ func (s *Server) syncGetLatestCommit(w http.ResponseWriter, r *http.Request, _ c
 
 // syncGetHead is the deprecated predecessor of getLatestCommit.
 func (s *Server) syncGetHead(w http.ResponseWriter, r *http.Request, _ caller) error {
+	r = s.ownerContext(r)
 	p := params(r)
 	did := syncDID(p)
 	if p.err != nil {
@@ -132,6 +158,11 @@ func (s *Server) syncListRepos(w http.ResponseWriter, r *http.Request, _ caller)
 	limit, cursor := p.integer("limit", 500, 1, 1000), p.str("cursor", false)
 	if p.err != nil {
 		return p.err
+	}
+	if cursor != "" {
+		if _, err := syntax.ParseDID(cursor); err != nil {
+			return invalidRequest("Malformed cursor")
+		}
 	}
 	repos, next, err := s.records.ListRepos(r.Context(), cursor, limit)
 	if err != nil {
