@@ -2,6 +2,7 @@
 # Hearth and the official PDS side by side, in one run, on loopback.
 #
 #   bench/compare.sh [load flags...]       e.g. bench/compare.sh -duration 10s -c 16 -accounts 50
+#   bench/compare.sh records               the record preset (issue 3), see RECORD_FLAGS below
 #
 # Builds Hearth and runs `hearth dev` (its embedded PLC directory) in a
 # temporary data directory; when the official PDS's tools are present
@@ -15,11 +16,30 @@
 #
 # Environment: HEARTH_PORT (42583), HEARTH_PLC_PORT (42582), OFFICIAL_PORT
 # (42683), OFFICIAL_PLC_PORT (42682), OFFICIAL_PG_PORT (42632),
-# IDLE_SECONDS (10), KEEP=1 keeps the work directory (logs, JSON reports).
+# IDLE_SECONDS (10), KEEP=1 keeps the work directory (logs, JSON reports),
+# OFFICIAL_FLAGS: load flags for the official PDS only, after the common
+# ones (a later flag wins), e.g. OFFICIAL_FLAGS="-sizes 1000,10000" where
+# filling 100k records would take the official PDS too long.
 #
 # Every server listens on 127.0.0.1 only (the official's through its
 # loopback.cjs preload), and the load tool refuses anything else.
 set -euo pipefail
+
+# The record preset: createRecord sequential (the first phase, so its "RSS
+# after" is the server's RSS after 1,000 records), 16 clients on 16
+# accounts and on one, createRecord at 1k/10k/100k records, getRepo of 10k
+# records and 500 firehose subscribers. The official PDS fills 1k and 10k
+# only: at its ~1,000 records/s through applyWrites, 100k is minutes more.
+RECORD_FLAGS=(-phases createRecord-seq,createRecord-conc,createRecord-1repo,repoSize,getRepo,firehose
+  -c 16 -records 1000 -sizes 1000,10000,100000 -size-samples 200 -getrepo-records 10000 -getrepo-n 5
+  -subscribers 500 -firehose-rate 20 -firehose-commits 200)
+OFFICIAL_FLAGS_DEFAULT=""
+if [ "${1:-}" = records ]; then
+  shift
+  set -- "${RECORD_FLAGS[@]}" "$@"
+  OFFICIAL_FLAGS_DEFAULT="-sizes 1000,10000"
+fi
+read -r -a OFFICIAL_FLAGS <<<"${OFFICIAL_FLAGS-$OFFICIAL_FLAGS_DEFAULT}"
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OFFICIAL_TOOLS="${OFFICIAL_TOOLS:-$ROOT/../shared/tools/official-pds}"
@@ -135,7 +155,7 @@ PDS_ADMIN_PASSWORD="$HEARTH_ADMIN" "$WORK/bin/load" -url "http://127.0.0.1:$HEAR
 echo
 if [ -n "$OFFICIAL_STARTED" ]; then
   PDS_ADMIN_PASSWORD="$OFFICIAL_ADMIN" "$WORK/bin/load" -url "http://127.0.0.1:$OFFICIAL_PORT" \
-    -pid "$OFFICIAL_PID" -label official -json "$WORK/official.json" "$@"
+    -pid "$OFFICIAL_PID" -label official -json "$WORK/official.json" "$@" ${OFFICIAL_FLAGS[@]+"${OFFICIAL_FLAGS[@]}"}
   echo
   log "idling $IDLE_SECONDS s after the load"
   sleep "$IDLE_SECONDS"

@@ -1,9 +1,13 @@
 // Command load measures one PDS on loopback: describeServer, getSession and
-// createAccount (sequential and concurrent), with throughput, latency
-// percentiles and, given the server's PID, its RSS and the CPU time it
-// spent in each phase. It also prints two saved reports side by side.
+// createAccount (sequential and concurrent); createRecord (sequential, and
+// concurrent across accounts or on one repository), createRecord at repo
+// sizes, getRepo and firehose delivery to many subscribers (records.go,
+// firehose.go). It reports throughput, latency percentiles and, given the
+// server's PID, its RSS and the CPU time it spent in each phase. It also
+// prints two saved reports side by side.
 //
 //	go run ./bench/load -url http://127.0.0.1:2583 -pid 1234    # PDS_ADMIN_PASSWORD from the env
+//	go run ./bench/load -phases createRecord-seq,firehose -c 16 -pid 1234
 //	go run ./bench/load -compare official.json,hearth.json
 //
 // Every phase is bounded in requests and in time, and the tool refuses any
@@ -18,10 +22,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"os/signal"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,6 +62,8 @@ const (
 	maxDuration    = 10 * time.Minute
 	maxConcurrency = 256
 	maxAccounts    = 5000
+	maxRecords     = 200_000 // records in one phase or one filled repository
+	maxSubscribers = 2000
 )
 
 // Phase names, in the order they run.
@@ -65,9 +73,18 @@ const (
 	phaseCreateSess  = "createSession"
 	phaseAccountSeq  = "createAccount-seq"
 	phaseAccountConc = "createAccount-conc"
+	phaseRecordSeq   = "createRecord-seq"
+	phaseRecordConc  = "createRecord-conc"  // one account per client
+	phaseRecordOne   = "createRecord-1repo" // every client on one account
+	phaseRepoSize    = "repoSize"           // createRecord at growing repo sizes
+	phaseGetRepo     = "getRepo"
+	phaseFirehose    = "firehose"
 )
 
-var allPhases = []string{phaseDescribe, phaseGetSession, phaseCreateSess, phaseAccountSeq, phaseAccountConc}
+var allPhases = []string{
+	phaseDescribe, phaseGetSession, phaseCreateSess, phaseAccountSeq, phaseAccountConc,
+	phaseRecordSeq, phaseRecordConc, phaseRecordOne, phaseRepoSize, phaseGetRepo, phaseFirehose,
+}
 
 type options struct {
 	URL           string
@@ -83,6 +100,17 @@ type options struct {
 	Timeout       time.Duration
 	Phases        []string
 	JSON          string
+
+	Records        int // per createRecord phase
+	RecordTime     time.Duration
+	Sizes          []int // repoSize: the repository sizes to measure at
+	SizeSamples    int   // repoSize: createRecords timed at each size
+	FillTime       time.Duration
+	GetRepoRecords int
+	GetRepoN       int
+	Subscribers    int
+	FirehoseRate   float64 // commits per second
+	FirehoseN      int     // commits
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -104,6 +132,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&phases, "phases", strings.Join([]string{phaseDescribe, phaseGetSession, phaseAccountSeq, phaseAccountConc}, ","),
 		"comma list of phases, from: "+strings.Join(allPhases, ","))
 	fs.StringVar(&o.JSON, "json", "", "also write the report as JSON to this file")
+	fs.IntVar(&o.Records, "records", 1000, "records created by each createRecord phase")
+	fs.DurationVar(&o.RecordTime, "record-time", 2*time.Minute, "time bound of each createRecord phase")
+	var sizes string
+	fs.StringVar(&sizes, "sizes", "1000,10000,100000", "repoSize: repository sizes, in records, filled by applyWrites batches of 200")
+	fs.IntVar(&o.SizeSamples, "size-samples", 200, "repoSize: sequential createRecords timed at each size")
+	fs.DurationVar(&o.FillTime, "fill-time", 5*time.Minute, "time bound of filling one repository (repoSize, getRepo)")
+	fs.IntVar(&o.GetRepoRecords, "getrepo-records", 10000, "getRepo: records in the downloaded repository")
+	fs.IntVar(&o.GetRepoN, "getrepo-n", 5, "getRepo: downloads timed")
+	fs.IntVar(&o.Subscribers, "subscribers", 500, "firehose: WebSocket subscribers")
+	fs.Float64Var(&o.FirehoseRate, "firehose-rate", 20, "firehose: createRecords per second")
+	fs.IntVar(&o.FirehoseN, "firehose-commits", 200, "firehose: createRecords made while subscribed")
 	fs.StringVar(&compare, "compare", "", "print saved JSON reports A,B side by side with ratios A/B, and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: load [flags]\n       load -compare A.json,B.json\n\n"+
@@ -129,6 +168,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if o.Label == "" {
 		o.Label = o.URL
+	}
+	for _, f := range strings.Split(sizes, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return usageError{fmt.Errorf("-sizes: %q is not a number", f)}
+		}
+		o.Sizes = append(o.Sizes, n)
 	}
 	for _, p := range strings.Split(phases, ",") {
 		if p = strings.TrimSpace(p); p == "" {
@@ -179,6 +228,34 @@ func (o options) validate() error {
 		return errors.New("-phases: no phase to run")
 	case o.PID < 0:
 		return errors.New("-pid must not be negative")
+	case o.Records < 1 || o.Records > maxRecords:
+		return fmt.Errorf("-records must be in [1, %d]", maxRecords)
+	case o.RecordTime <= 0 || o.RecordTime > maxDuration:
+		return fmt.Errorf("-record-time must be in (0, %s]", maxDuration)
+	case o.FillTime <= 0 || o.FillTime > maxDuration:
+		return fmt.Errorf("-fill-time must be in (0, %s]", maxDuration)
+	case o.SizeSamples < 1 || o.SizeSamples > 10_000:
+		return errors.New("-size-samples must be in [1, 10000]")
+	case o.GetRepoRecords < 1 || o.GetRepoRecords > maxRecords:
+		return fmt.Errorf("-getrepo-records must be in [1, %d]", maxRecords)
+	case o.GetRepoN < 1 || o.GetRepoN > 1000:
+		return errors.New("-getrepo-n must be in [1, 1000]")
+	case o.Subscribers < 1 || o.Subscribers > maxSubscribers:
+		return fmt.Errorf("-subscribers must be in [1, %d]", maxSubscribers)
+	case o.FirehoseRate <= 0 || o.FirehoseRate > 1000:
+		return errors.New("-firehose-rate must be in (0, 1000]")
+	case o.FirehoseN < 1 || o.FirehoseN > 100_000:
+		return errors.New("-firehose-commits must be in [1, 100000]")
+	case float64(o.FirehoseN)/o.FirehoseRate > maxDuration.Seconds():
+		return fmt.Errorf("-firehose-commits / -firehose-rate must stay under %s", maxDuration)
+	}
+	for _, n := range o.Sizes {
+		if n < 1 || n > maxRecords {
+			return fmt.Errorf("-sizes: %d is not in [1, %d]", n, maxRecords)
+		}
+	}
+	if slices.Contains(o.Phases, phaseRepoSize) && len(o.Sizes) == 0 {
+		return errors.New("-sizes: no size for the repoSize phase")
 	}
 	return nil
 }
@@ -224,6 +301,15 @@ type Phase struct {
 	CPUms      float64    `json:"serverCpuMs,omitempty"`
 	CPUPerOpMs float64    `json:"serverCpuPerOpMs,omitempty"`
 	After      *MemoryMiB `json:"after,omitempty"`
+	// ClientCPUms is this tool's own utime+stime during the phase, where
+	// the load itself is heavy (the firehose's subscribers).
+	ClientCPUms float64 `json:"clientCpuMs,omitempty"`
+	// Bytes is the size of one answer (getRepo's CAR).
+	Bytes int64 `json:"bytes,omitempty"`
+	// Extra holds a phase's own figures, by name, each "lower is better"
+	// unless its name ends in "/s".
+	Extra map[string]float64 `json:"extra,omitempty"`
+	Note  string             `json:"note,omitempty"`
 }
 
 func load(ctx context.Context, o options, logw io.Writer) (*Report, error) {
@@ -254,8 +340,15 @@ func load(ctx context.Context, o options, logw io.Writer) (*Report, error) {
 		}
 		n := 1
 		for _, p := range o.Phases {
-			if p == phaseAccountSeq || p == phaseAccountConc {
+			switch p {
+			case phaseAccountSeq, phaseAccountConc:
 				n += o.Accounts
+			case phaseRecordConc:
+				n += o.Concurrency
+			case phaseRecordSeq, phaseRecordOne, phaseGetRepo, phaseFirehose:
+				n++
+			case phaseRepoSize:
+				n += len(o.Sizes) // at most one account per size
 			}
 		}
 		if s.invites, err = c.CreateInviteCodes(ctx, o.AdminPassword, n); err != nil {
@@ -268,11 +361,11 @@ func load(ctx context.Context, o options, logw io.Writer) (*Report, error) {
 			return nil, err
 		}
 		fmt.Fprintf(logw, "load: %s: %s ...\n", o.Label, name)
-		ph, err := s.phase(ctx, name)
+		phs, err := s.phase(ctx, name)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		rep.Phases = append(rep.Phases, ph)
+		rep.Phases = append(rep.Phases, phs...)
 	}
 	if rep.After, err = memory(o.PID); err != nil {
 		return nil, err
@@ -290,6 +383,7 @@ type session struct {
 	log     io.Writer
 	invites []string
 	next    atomic.Int64 // next invite and handle number
+	posts   atomic.Int64 // records made, for distinct texts
 
 	user  *bench.NewAccount
 	token string
@@ -325,18 +419,31 @@ func (s *session) loggedIn(ctx context.Context) error {
 	return nil
 }
 
-func (s *session) phase(ctx context.Context, name string) (Phase, error) {
+// phase runs one phase; most make one Phase, repoSize one per size.
+func (s *session) phase(ctx context.Context, name string) ([]Phase, error) {
+	switch name {
+	case phaseRecordSeq, phaseRecordConc, phaseRecordOne, phaseRepoSize, phaseGetRepo:
+		return s.recordPhase(ctx, name)
+	case phaseFirehose:
+		ph, err := s.firehose(ctx)
+		return []Phase{ph}, err
+	}
+	ph, err := s.accountPhase(ctx, name)
+	return []Phase{ph}, err
+}
+
+func (s *session) accountPhase(ctx context.Context, name string) (Phase, error) {
 	o := s.o
 	switch name {
 	case phaseDescribe:
-		return s.measure(ctx, name, o.Concurrency, o.Requests, o.Duration, o.Warmup, func(ctx context.Context) error {
+		return s.measure(ctx, name, o.Concurrency, o.Requests, o.Duration, o.Warmup, func(ctx context.Context, _ int) error {
 			return s.c.Call(ctx, "com.atproto.server.describeServer", "", nil, nil)
 		})
 	case phaseGetSession:
 		if err := s.loggedIn(ctx); err != nil {
 			return Phase{}, err
 		}
-		return s.measure(ctx, name, o.Concurrency, o.Requests, o.Duration, o.Warmup, func(ctx context.Context) error {
+		return s.measure(ctx, name, o.Concurrency, o.Requests, o.Duration, o.Warmup, func(ctx context.Context, _ int) error {
 			return s.c.GetSession(ctx, s.token)
 		})
 	case phaseCreateSess:
@@ -344,7 +451,7 @@ func (s *session) phase(ctx context.Context, name string) (Phase, error) {
 			return Phase{}, err
 		}
 		// Password hashing is the cost here: warm up a little only.
-		return s.measure(ctx, name, o.Concurrency, o.Requests, o.Duration, min(o.Warmup, 10), func(ctx context.Context) error {
+		return s.measure(ctx, name, o.Concurrency, o.Requests, o.Duration, min(o.Warmup, 10), func(ctx context.Context, _ int) error {
 			_, err := s.c.CreateSession(ctx, s.user.Handle, s.user.Password)
 			return err
 		})
@@ -353,7 +460,7 @@ func (s *session) phase(ctx context.Context, name string) (Phase, error) {
 		if name == phaseAccountConc {
 			conc = o.Concurrency
 		}
-		return s.measure(ctx, name, conc, o.Accounts, o.AccountTime, 0, func(ctx context.Context) error {
+		return s.measure(ctx, name, conc, o.Accounts, o.AccountTime, 0, func(ctx context.Context, _ int) error {
 			_, err := s.c.CreateAccount(ctx, s.newAccount())
 			return err
 		})
@@ -361,12 +468,13 @@ func (s *session) phase(ctx context.Context, name string) (Phase, error) {
 	return Phase{}, fmt.Errorf("unknown phase %q", name)
 }
 
-// measure runs op from conc workers until n calls have been made or d has
-// passed, after warmup untimed calls, and measures the server around it.
+// measure runs op from conc workers (numbered 0..conc-1, op's second
+// argument) until n calls have been made or d has passed, after warmup
+// untimed calls spread over the workers, and measures the server around it.
 func (s *session) measure(ctx context.Context, name string, conc, n int, d time.Duration, warmup int,
-	op func(context.Context) error) (Phase, error) {
+	op func(ctx context.Context, worker int) error) (Phase, error) {
 	for i := 0; i < warmup; i++ {
-		if err := op(ctx); err != nil {
+		if err := op(ctx, i%conc); err != nil {
 			return Phase{}, fmt.Errorf("warm-up: %w", err)
 		}
 	}
@@ -390,7 +498,7 @@ func (s *session) measure(ctx context.Context, name string, conc, n int, d time.
 	)
 	start := time.Now()
 	deadline := start.Add(d)
-	for range conc {
+	for w := range conc {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -399,7 +507,7 @@ func (s *session) measure(ctx context.Context, name string, conc, n int, d time.
 			var localFirst string
 			for issued.Add(1) <= int64(n) && time.Now().Before(deadline) && ctx.Err() == nil {
 				t0 := time.Now()
-				err := op(ctx)
+				err := op(ctx, w)
 				if err != nil {
 					localErrs++
 					if localFirst == "" {
@@ -530,6 +638,25 @@ func printReport(w io.Writer, r *Report) {
 			width, p.Name, p.Concurrency, p.OK, p.Errors, p.OpsPerSec, p.P50ms, p.P90ms, p.P99ms, p.MaxMs, cpu, rss)
 	}
 	tw.Flush()
+	for _, p := range r.Phases {
+		if p.Note == "" && len(p.Extra) == 0 && p.Bytes == 0 && p.FirstError == "" {
+			continue
+		}
+		fmt.Fprintf(w, "  %s:", p.Name)
+		if p.Bytes != 0 {
+			fmt.Fprintf(w, " %d bytes;", p.Bytes)
+		}
+		for _, k := range slices.Sorted(maps.Keys(p.Extra)) {
+			fmt.Fprintf(w, " %s %.2f;", k, p.Extra[k])
+		}
+		if p.Note != "" {
+			fmt.Fprintf(w, " %s", p.Note)
+		}
+		if p.FirstError != "" {
+			fmt.Fprintf(w, " first error: %s", p.FirstError)
+		}
+		fmt.Fprintln(w)
+	}
 }
 
 func readReport(path string) (*Report, error) {
@@ -555,18 +682,52 @@ func compareReports(w io.Writer, pathA, pathB string) error {
 	if err != nil {
 		return err
 	}
+	// Every phase of either report, in A's order then B's: a phase one
+	// server could not run (a repo size too slow to fill) shows as "-".
+	var names []string
+	for _, r := range []*Report{a, b} {
+		for _, p := range r.Phases {
+			if !slices.Contains(names, p.Name) {
+				names = append(names, p.Name)
+			}
+		}
+	}
+	find := func(r *Report, name string) *Phase {
+		if i := slices.IndexFunc(r.Phases, func(p Phase) bool { return p.Name == name }); i >= 0 {
+			return &r.Phases[i]
+		}
+		return nil
+	}
 	width := len("  of which file-backed, RssFile (MiB)")
-	for _, p := range a.Phases {
+	for _, name := range names {
+		p := find(a, name)
+		if p == nil {
+			p = find(b, name)
+		}
 		width = max(width, len(fmt.Sprintf("%s c=%d server CPU ms/op", p.Name, p.Concurrency)))
+		for k := range p.Extra {
+			width = max(width, len(p.Name)+1+len(k))
+		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "%-*s\tbetter\t%s\t%s\t%s/%s\t\n", width, "figure", a.Label, b.Label, a.Label, b.Label)
+	missing := math.NaN()
 	row := func(name, better string, x, y float64, format string) {
+		if math.IsNaN(x) && math.IsNaN(y) {
+			return
+		}
 		ratio := "-"
-		if y != 0 {
+		if y != 0 && !math.IsNaN(x) && !math.IsNaN(y) {
 			ratio = fmt.Sprintf("%.2fx", x/y)
 		}
-		fmt.Fprintf(tw, "%-*s\t%s\t"+format+"\t"+format+"\t%s\t\n", width, name, better, x, y, ratio)
+		fx, fy := "-", "-"
+		if !math.IsNaN(x) {
+			fx = fmt.Sprintf(format, x)
+		}
+		if !math.IsNaN(y) {
+			fy = fmt.Sprintf(format, y)
+		}
+		fmt.Fprintf(tw, "%-*s\t%s\t%s\t%s\t%s\t\n", width, name, better, fx, fy, ratio)
 	}
 	if a.Before != nil && b.Before != nil {
 		row("RSS idle, before load (MiB)", "lower", a.Before.RSS, b.Before.RSS, "%.1f")
@@ -578,22 +739,71 @@ func compareReports(w io.Writer, pathA, pathB string) error {
 		row("  of which anonymous, RssAnon (MiB)", "lower", a.After.Anon, b.After.Anon, "%.1f")
 		row("peak RSS, VmHWM (MiB)", "lower", a.After.HWM, b.After.HWM, "%.1f")
 	}
-	for _, pa := range a.Phases {
-		i := slices.IndexFunc(b.Phases, func(p Phase) bool { return p.Name == pa.Name })
-		if i < 0 {
-			continue
+	for _, name := range names {
+		pa, pb := find(a, name), find(b, name)
+		get := func(p *Phase, f func(*Phase) float64) float64 {
+			if p == nil {
+				return missing
+			}
+			return f(p)
 		}
-		pb := b.Phases[i]
-		n := fmt.Sprintf("%s c=%d", pa.Name, pa.Concurrency)
-		row(n+" ops/s", "higher", pa.OpsPerSec, pb.OpsPerSec, "%.1f")
-		row(n+" p50 ms", "lower", pa.P50ms, pb.P50ms, "%.2f")
-		row(n+" p90 ms", "lower", pa.P90ms, pb.P90ms, "%.2f")
-		row(n+" p99 ms", "lower", pa.P99ms, pb.P99ms, "%.2f")
+		both := func(f func(*Phase) float64) (float64, float64) { return get(pa, f), get(pb, f) }
+		p := pa
+		if p == nil {
+			p = pb
+		}
+		n := fmt.Sprintf("%s c=%d", p.Name, p.Concurrency)
+		x, y := both(func(p *Phase) float64 { return p.OpsPerSec })
+		row(n+" ops/s", "higher", x, y, "%.1f")
+		x, y = both(func(p *Phase) float64 { return p.P50ms })
+		row(n+" p50 ms", "lower", x, y, "%.2f")
+		x, y = both(func(p *Phase) float64 { return p.P90ms })
+		row(n+" p90 ms", "lower", x, y, "%.2f")
+		x, y = both(func(p *Phase) float64 { return p.P99ms })
+		row(n+" p99 ms", "lower", x, y, "%.2f")
 		if a.PID != 0 && b.PID != 0 {
-			row(n+" server CPU ms/op", "lower", pa.CPUPerOpMs, pb.CPUPerOpMs, "%.3f")
+			x, y = both(func(p *Phase) float64 { return p.CPUPerOpMs })
+			row(n+" server CPU ms/op", "lower", x, y, "%.3f")
+			x, y = both(func(p *Phase) float64 {
+				if p.After == nil {
+					return math.NaN()
+				}
+				return p.After.RSS
+			})
+			row(n+" RSS after (MiB)", "lower", x, y, "%.1f")
 		}
-		if pa.Errors+pb.Errors > 0 {
-			row(n+" errors", "lower", float64(pa.Errors), float64(pb.Errors), "%.0f")
+		if p.Bytes != 0 {
+			x, y = both(func(p *Phase) float64 { return float64(p.Bytes) })
+			row(n+" bytes", "lower", x, y, "%.0f")
+		}
+		if p.ClientCPUms != 0 {
+			x, y = both(func(p *Phase) float64 { return p.ClientCPUms })
+			row(n+" load tool CPU ms", "lower", x, y, "%.0f")
+		}
+		keys := map[string]bool{}
+		for _, q := range []*Phase{pa, pb} {
+			if q != nil {
+				for k := range q.Extra {
+					keys[k] = true
+				}
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(keys)) {
+			better := "lower"
+			if strings.HasSuffix(k, "/s") {
+				better = "higher"
+			}
+			x, y = both(func(p *Phase) float64 {
+				if v, ok := p.Extra[k]; ok {
+					return v
+				}
+				return math.NaN()
+			})
+			row(p.Name+" "+k, better, x, y, "%.2f")
+		}
+		x, y = both(func(p *Phase) float64 { return float64(p.Errors) })
+		if (!math.IsNaN(x) && x > 0) || (!math.IsNaN(y) && y > 0) {
+			row(n+" errors", "lower", x, y, "%.0f")
 		}
 	}
 	return tw.Flush()
