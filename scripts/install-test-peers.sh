@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real peers Hearth's tests drive, at pinned versions, from the
-# project's own files: npm packages from test/peers/package-lock.json and
-# goat (indigo's CLI) from the tools module. Idempotent; safe to re-run.
+# project's own files: npm packages from test/peers/package-lock.json, and
+# goat (indigo's CLI) and versitygw (an S3-compatible server, for the
+# blobstore tests) from the tools module. Idempotent; safe to re-run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -18,4 +19,8 @@ mkdir -p .peers/bin
 if [ ! -x .peers/bin/goat ] || [ tools/go.mod -nt .peers/bin/goat ]; then
   echo "install-test-peers: goat (tools/go.mod)"
   (cd tools && go build -o ../.peers/bin/goat github.com/bluesky-social/indigo/cmd/goat)
+fi
+if [ ! -x .peers/bin/versitygw ] || [ tools/go.mod -nt .peers/bin/versitygw ]; then
+  echo "install-test-peers: versitygw (tools/go.mod)"
+  (cd tools && go build -o ../.peers/bin/versitygw github.com/versity/versitygw/cmd/versitygw)
 fi

@@ -266,3 +266,25 @@ func TestFrameBodiesCanonical(t *testing.T) {
 		}
 	}
 }
+
+// The cursor is the one parameter a subscriber sends.
+func FuzzParseCursor(f *testing.F) {
+	for _, seed := range []string{"", "0", "5", "-1", "abc", "1.5", "9223372036854775807", "9223372036854775808", " 1", "+3"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		c, err := parseCursor(v)
+		switch {
+		case err != nil:
+			if c != nil {
+				t.Fatalf("%q: cursor %d with error %v", v, *c, err)
+			}
+		case v == "":
+			if c != nil {
+				t.Fatalf("empty: cursor %d", *c)
+			}
+		case c == nil || *c < 0:
+			t.Fatalf("%q: got %v without error", v, c)
+		}
+	})
+}

@@ -36,6 +36,7 @@ type memStore struct {
 	readDelay atomic.Int64 // nanoseconds each EventsAfter sleeps
 	failReads atomic.Bool
 	reads     atomic.Int64
+	onRead    atomic.Pointer[func(cursor int64)] // runs before each read
 }
 
 var _ Store = (*memStore)(nil)
@@ -44,6 +45,9 @@ var errStoreDown = errors.New("store is down")
 
 func (m *memStore) EventsAfter(ctx context.Context, cursor int64, limit int) ([]Event, error) {
 	m.reads.Add(1)
+	if f := m.onRead.Load(); f != nil {
+		(*f)(cursor)
+	}
 	if d := time.Duration(m.readDelay.Load()); d > 0 {
 		select {
 		case <-time.After(d):

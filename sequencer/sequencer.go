@@ -95,7 +95,7 @@ func (c *Config) setDefaults() {
 	// past it Publish drops them and the broadcaster reads the store
 	// instead.
 	if c.inboxCap <= 0 {
-		c.inboxCap = 16 * max(c.MaxBuffer, c.pageSize)
+		c.inboxCap = 8 * max(c.MaxBuffer, c.pageSize)
 	}
 }
 
@@ -112,11 +112,12 @@ type Sequencer struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	// The hand-off from Publish to the broadcaster.
-	inMu   sync.Mutex
-	inbox  []Event
-	resync bool // events were dropped from the inbox: read the store
-	wake   chan struct{}
+	// The hand-off from Publish to the broadcaster. A channel rather than
+	// a mutex-guarded slice: a writer never waits behind a broadcaster
+	// that was descheduled while holding a lock.
+	inbox  chan Event
+	resync atomic.Bool // events were dropped from the inbox: read the store
+	closed atomic.Bool // set by Close, under connMu
 
 	// mu guards subs and is held while an event is handed to every
 	// subscriber, so registering sees a clean boundary: events up to head
@@ -127,7 +128,6 @@ type Sequencer struct {
 
 	connMu   sync.Mutex
 	conns    map[*subscriber]struct{} // every connection being served
-	closing  bool
 	handlers sync.WaitGroup
 
 	broadcasterDone chan struct{}
@@ -135,10 +135,13 @@ type Sequencer struct {
 
 	dropped  atomic.Uint64
 	restarts atomic.Uint64
+
+	// round counts the times the broadcaster went idle; under mu.
+	round uint64
 }
 
 // New returns a running Sequencer. It reads the store's highest seq, the
-// point live streaming starts from.
+// point live streaming starts from; ctx bounds that read only.
 func New(ctx context.Context, st Store, cfg Config) (*Sequencer, error) {
 	if st == nil {
 		return nil, errors.New("sequencer: nil store")
@@ -166,7 +169,7 @@ func New(ctx context.Context, st Store, cfg Config) (*Sequencer, error) {
 				writeHTTPError(w, status, "InvalidRequest", reason.Error())
 			},
 		},
-		wake:            make(chan struct{}, 1),
+		inbox:           make(chan Event, cfg.inboxCap),
 		subs:            make(map[*subscriber]struct{}),
 		conns:           make(map[*subscriber]struct{}),
 		broadcasterDone: make(chan struct{}),
@@ -181,28 +184,26 @@ func New(ctx context.Context, st Store, cfg Config) (*Sequencer, error) {
 // after their transaction commits, with the frames they stored; events may
 // come in any order and from many goroutines, and an event published twice
 // or already read from the store is ignored. Publish never blocks on
-// subscribers or I/O: it appends to an in-memory hand-off and returns.
+// subscribers, locks or I/O: it puts the events in a buffered channel and
+// returns, and when the channel is full it drops them and has the
+// broadcaster read them back from the store.
 // After Close it does nothing.
 //
 // Publishing before the commit is a bug: a subscriber could be sent an
 // event that then rolls back.
 func (s *Sequencer) Publish(events ...Event) {
-	if len(events) == 0 {
+	if s.closed.Load() {
 		return
 	}
-	s.inMu.Lock()
-	if len(s.inbox)+len(events) > s.cfg.inboxCap {
-		// The broadcaster is far behind (a slow store read?). The events
-		// are committed, so reading them back from the store later loses
-		// nothing, while holding them could grow without bound.
-		s.resync = true
-	} else {
-		s.inbox = append(s.inbox, events...)
-	}
-	s.inMu.Unlock()
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	for _, ev := range events {
+		select {
+		case s.inbox <- ev:
+		default:
+			// The broadcaster is far behind (a slow store read?). The
+			// event is committed, so reading it back from the store later
+			// loses nothing, while holding it could grow without bound.
+			s.resync.Store(true)
+		}
 	}
 }
 
@@ -214,8 +215,8 @@ type Stats struct {
 	Head int64
 	// Dropped counts subscribers dropped with ConsumerTooSlow.
 	Dropped uint64
-	// Restarts counts replays started over because live events outgrew
-	// the cutover bound while the subscriber was finishing its replay.
+	// Restarts counts subscribers sent back to replay from the store
+	// because their queue overflowed during their cutover or in one burst.
 	Restarts uint64
 }
 
@@ -235,7 +236,7 @@ func (s *Sequencer) Stats() Stats {
 func (s *Sequencer) Close() error {
 	s.closeOnce.Do(func() {
 		s.connMu.Lock()
-		s.closing = true
+		s.closed.Store(true)
 		s.connMu.Unlock()
 		s.cancel()
 		<-s.broadcasterDone
@@ -270,20 +271,43 @@ func (s *Sequencer) broadcast() {
 	defer close(s.broadcasterDone)
 	poll := time.NewTicker(s.cfg.PollInterval)
 	defer poll.Stop()
+	batch := make([]Event, 0, 64)
 	for {
+		batch = batch[:0]
 		readStore := false
 		select {
-		case <-s.ctx.Done():
-			return
-		case <-s.wake:
-		case <-poll.C:
+		case ev := <-s.inbox:
+			batch = append(batch, ev)
+		default:
+			// Idle: caught up with every publish. What subscribers have
+			// queued from here on counts as their own backlog (see push).
+			s.mu.Lock()
+			s.round++
+			s.mu.Unlock()
+			select {
+			case <-s.ctx.Done():
+				return
+			case ev := <-s.inbox:
+				batch = append(batch, ev)
+			case <-poll.C:
+				readStore = true
+			}
+		}
+	drain:
+		for len(batch) > 0 && len(batch) < s.cfg.inboxCap {
+			select {
+			case ev := <-s.inbox:
+				batch = append(batch, ev)
+			default:
+				break drain
+			}
+		}
+		// A Publish that finds the inbox full after this swap is caught
+		// by the next batch or, at the latest, the next poll.
+		if s.resync.Swap(false) {
 			readStore = true
 		}
-		s.inMu.Lock()
-		batch, resync := s.inbox, s.resync
-		s.inbox, s.resync = nil, false
-		s.inMu.Unlock()
-		if err := s.advance(batch, readStore || resync); err != nil && s.ctx.Err() == nil {
+		if err := s.advance(batch, readStore); err != nil && s.ctx.Err() == nil {
 			// What was not handed out is in the store; the next poll
 			// reads it from where the head stopped.
 			s.log.Error("firehose broadcast: store read failed", "head", s.head.Load(), "err", err)
@@ -358,7 +382,7 @@ func (s *Sequencer) deliver(evs []Event) {
 			continue
 		}
 		for sub := range s.subs {
-			if !sub.push(ev) {
+			if !sub.push(ev, s.round) {
 				delete(s.subs, sub)
 			}
 		}
@@ -387,7 +411,7 @@ func (s *Sequencer) unregister(sub *subscriber) {
 func (s *Sequencer) track(sub *subscriber) bool {
 	s.connMu.Lock()
 	defer s.connMu.Unlock()
-	if s.closing {
+	if s.closed.Load() {
 		return false
 	}
 	s.conns[sub] = struct{}{}

@@ -248,38 +248,70 @@ func firstDiff(a, b []int64) string {
 	return fmt.Sprintf("lengths %d and %d", len(a), len(b))
 }
 
-// A replaying subscriber that the writers outpace collects more live
-// events during its cutover than the bound allows; it starts its replay
-// over instead of being dropped, and ends with every event.
+// A subscriber that receives more live events during its cutover than the
+// cutover bound allows is not dropped: it starts its replay over and ends
+// with every event, in order, once.
 func TestCutoverOverflowRestartsReplay(t *testing.T) {
 	st := &memStore{}
 	for range 200 {
 		st.write(t, identityFrame)
 	}
-	st.readDelay.Store(int64(5 * time.Millisecond))
-	// Replay runs at 20 events per 5 ms read; the writer at under 3 per ms:
-	// the replay gains on it, but a cutover read sees more than 4 arrive.
-	s, url := newTestSequencer(t, st, Config{MaxBuffer: 100_000, PollInterval: time.Hour, pageSize: 20, cutoverCap: 4})
-	c := dial(t, url, "cursor=0")
-
-	const total = 800
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := range total - 200 {
-			s.Publish(st.write(t, identityFrame))
-			if i%3 == 2 {
-				time.Sleep(time.Millisecond)
-			}
+	s, url := newTestSequencer(t, st, Config{MaxBuffer: 100_000, PollInterval: time.Hour, pageSize: 50, cutoverCap: 10})
+	publish := func(n int) {
+		writeAndPublish(t, st, s, n)
+		waitFor(t, "delivery", 5*time.Second, func() bool {
+			head, _ := st.MaxSeq(context.Background())
+			return s.head.Load() == head
+		})
+	}
+	var overflowed atomic.Bool
+	hook := func(cursor int64) {
+		switch {
+		case cursor == 150:
+			// The last replay page: the head moves on, so the subscriber
+			// registers short of it and reads the store once more.
+			publish(10)
+		case s.registered() == 1 && overflowed.CompareAndSwap(false, true):
+			// That cutover read: more live events arrive than it may hold.
+			publish(20)
 		}
-	}()
-	got := readSeqs(t, c, total)
-	<-done
-	if want := seqRange(1, total); !slices.Equal(got, want) {
-		t.Errorf("got %d events, want 1..%d: %s", len(got), total, firstDiff(got, want))
+	}
+	st.onRead.Store(&hook)
+
+	c := dial(t, url, "cursor=0")
+	if got, want := readSeqs(t, c, 230), seqRange(1, 230); !slices.Equal(got, want) {
+		t.Fatalf("got %d events: %s", len(got), firstDiff(got, want))
+	}
+	if !overflowed.Load() {
+		t.Fatal("the cutover read did not happen")
+	}
+	waitFor(t, "registration", 5*time.Second, func() bool { return s.registered() == 1 })
+	writeAndPublish(t, st, s, 1)
+	if got := readSeqs(t, c, 1); got[0] != 231 {
+		t.Errorf("live: got %v, want [231]", got)
+	}
+	if st := s.Stats(); st.Restarts != 1 || st.Dropped != 0 {
+		t.Errorf("stats %+v: want 1 restart and no drops", st)
+	}
+}
+
+// A burst larger than MaxBuffer reaching a subscriber that was keeping up
+// (here, the broadcaster catching up from the store after a stall) sends
+// it back to the store rather than dropping it.
+func TestBurstSendsBackToStore(t *testing.T) {
+	st := &memStore{}
+	s, url := newTestSequencer(t, st, Config{MaxBuffer: 50, PollInterval: time.Hour})
+	c := dial(t, url, "")
+	waitFor(t, "registration", 5*time.Second, func() bool { return s.registered() == 1 })
+	for range 2000 {
+		st.write(t, identityFrame) // committed while the hand-off was lost
+	}
+	s.Publish(st.write(t, identityFrame)) // the gap makes the broadcaster read 2000 events
+	if got, want := readSeqs(t, c, 2001), seqRange(1, 2001); !slices.Equal(got, want) {
+		t.Fatalf("got %d events: %s", len(got), firstDiff(got, want))
 	}
 	if st := s.Stats(); st.Restarts == 0 || st.Dropped != 0 {
-		t.Errorf("stats %+v: want restarts > 0 and no drops", st)
+		t.Errorf("stats %+v: want restarts and no drops", st)
 	}
 }
 
@@ -358,6 +390,40 @@ func TestPublishOverflowFallsBackToStore(t *testing.T) {
 	s.Publish(batch...) // too many for the hand-off: dropped, resync
 	if got, want := readSeqs(t, c, 10), seqRange(1, 10); !slices.Equal(got, want) {
 		t.Errorf("got %v, want %v", got, want)
+	}
+}
+
+// Writers never wait for the broadcaster, even while it is stuck in a
+// slow store read: the hand-off overflows, and the events come back from
+// the store afterwards.
+func TestPublishDoesNotWaitForStuckBroadcaster(t *testing.T) {
+	st := &memStore{}
+	s, url := newTestSequencer(t, st, Config{PollInterval: time.Hour, inboxCap: 64})
+	c := dial(t, url, "")
+	waitFor(t, "registration", 5*time.Second, func() bool { return s.registered() == 1 })
+
+	st.readDelay.Store(int64(300 * time.Millisecond))
+	st.write(t, identityFrame)
+	s.Publish(st.write(t, identityFrame)) // a gap: the broadcaster reads the store
+	waitFor(t, "the broadcaster's store read", 5*time.Second, func() bool { return st.reads.Load() > 0 })
+
+	const total = 5000
+	var slowest time.Duration
+	start := time.Now()
+	for range total {
+		ev := st.write(t, identityFrame)
+		t0 := time.Now()
+		s.Publish(ev)
+		slowest = max(slowest, time.Since(t0))
+	}
+	elapsed := time.Since(start)
+	t.Logf("%d publishes in %v while the broadcaster was stuck; slowest %v", total, elapsed, slowest)
+	if elapsed > 250*time.Millisecond {
+		t.Errorf("publishing took %v: it waited for the broadcaster", elapsed)
+	}
+	st.readDelay.Store(0)
+	if got, want := readSeqs(t, c, total+2), seqRange(1, total+2); !slices.Equal(got, want) {
+		t.Errorf("got %d events: %s", len(got), firstDiff(got, want))
 	}
 }
 

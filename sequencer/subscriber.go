@@ -24,8 +24,8 @@ const closeWait = time.Second
 var (
 	errGone     = errors.New("peer went away")
 	errShutdown = errors.New("sequencer closed")
-	// errOverflow: the live events collected during the cutover outgrew
-	// their bound; the subscriber replays from the store again.
+	// errOverflow: the subscriber's queue overflowed without it being
+	// too slow (see push); it replays from the store again.
 	errOverflow = errors.New("cutover queue overflowed")
 )
 
@@ -63,7 +63,8 @@ var errTooSlow = &streamError{name: ErrorConsumerTooSlow, message: "Stream consu
 // cursor is above the highest seq, ConsumerTooSlow when the subscriber
 // falls MaxBuffer events behind, InternalServerError when the store
 // fails; each is followed by a close frame. An empty cursor counts as no
-// cursor, and a negative one as 0, as the official PDS reads them.
+// cursor, and a negative one as 0, as the official PDS reads them (it also
+// reads a non-integer cursor as 0, where this answers 400).
 func (s *Sequencer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
@@ -154,9 +155,11 @@ const (
 	stateCutover
 	// stateLive: registered and following its queue, bounded by MaxBuffer.
 	stateLive
-	// stateOverflowed: unregistered because its cutover queue was full.
+	// stateOverflowed: unregistered because its queue filled during its
+	// cutover or in one burst; it replays again.
 	stateOverflowed
-	// stateTooSlow: unregistered because its live queue was full.
+	// stateTooSlow: unregistered because its live queue filled while it was
+	// already behind; it gets ConsumerTooSlow.
 	stateTooSlow
 )
 
@@ -172,9 +175,13 @@ type subscriber struct {
 
 	deadlineSet time.Time // when the write deadline was last moved
 
+	// mu guards the fields below; push and reset run under it on the
+	// broadcaster's side, pop on the subscriber's.
 	mu      sync.Mutex
 	state   subState
 	queue   queue
+	round   uint64        // the broadcaster round backlog was taken in
+	backlog int           // queue length when that round began
 	notify  chan struct{} // capacity 1: something was queued
 	evicted chan struct{} // closed when the broadcaster unregisters it
 }
@@ -456,31 +463,41 @@ func (sub *subscriber) reset(st subState) {
 // push queues a live event, or, when the queue is at its bound, evicts the
 // subscriber and reports false. Called by the broadcaster with s.mu held;
 // it never blocks.
-func (sub *subscriber) push(ev Event) bool {
+//
+// A full live queue means ConsumerTooSlow only if the subscriber already
+// had half of MaxBuffer waiting when the broadcaster was last idle (the
+// start of round): it was falling behind on its own. A queue filled from
+// less than that by one burst (the broadcaster catching up from the store
+// after a stall, a flood of commits) is the server's doing; the subscriber
+// reads the burst from the store instead of being dropped.
+func (sub *subscriber) push(ev Event, round uint64) bool {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
+	if sub.round != round {
+		sub.round, sub.backlog = round, sub.queue.n
+	}
 	limit := sub.s.cfg.MaxBuffer
 	if sub.state == stateCutover {
 		limit = sub.s.cfg.cutoverCap
 	}
-	if sub.queue.n >= limit {
-		if sub.state == stateCutover {
-			sub.state = stateOverflowed
-			sub.s.restarts.Add(1)
-		} else {
-			sub.state = stateTooSlow
-			sub.s.dropped.Add(1)
+	if sub.queue.n < limit {
+		sub.queue.push(ev)
+		select {
+		case sub.notify <- struct{}{}:
+		default:
 		}
-		sub.queue = queue{}
-		close(sub.evicted)
-		return false
+		return true
 	}
-	sub.queue.push(ev)
-	select {
-	case sub.notify <- struct{}{}:
-	default:
+	if sub.state == stateLive && sub.backlog >= sub.s.cfg.MaxBuffer/2 {
+		sub.state = stateTooSlow
+		sub.s.dropped.Add(1)
+	} else {
+		sub.state = stateOverflowed
+		sub.s.restarts.Add(1)
 	}
-	return true
+	sub.queue = queue{}
+	close(sub.evicted)
+	return false
 }
 
 // pop takes the oldest queued event. A cutover subscriber becomes live once

@@ -1,7 +1,12 @@
 //go:build tools
 
 // Package tools pins the versions of the external programs Hearth's tests
-// drive (goat, indigo's CLI), so `go build` in this module builds exactly them.
+// drive, so `go build` in this module builds exactly them: goat (indigo's
+// CLI) and versitygw (an S3-compatible server over a local folder, the
+// real S3 peer of the blobstore tests).
 package tools
 
-import _ "github.com/bluesky-social/indigo/cmd/goat"
+import (
+	_ "github.com/bluesky-social/indigo/cmd/goat"
+	_ "github.com/versity/versitygw/cmd/versitygw"
+)

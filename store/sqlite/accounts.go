@@ -16,7 +16,7 @@ import (
 func (s *Store) CreateAccount(ctx context.Context, a store.NewAccount) ([]store.Event, error) {
 	var events []store.Event
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO account
+		_, err := s.exec(ctx, tx, `INSERT INTO account
 			(did, handle, email, password_hash, email_confirmed_at, invites_disabled, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			a.DID, nullString(a.Handle), a.Email, a.PasswordHash, fmtTimePtr(a.EmailConfirmedAt),
@@ -35,23 +35,23 @@ func (s *Store) CreateAccount(ctx context.Context, a store.NewAccount) ([]store.
 			return fmt.Errorf("insert account: %w", err)
 		}
 		if a.InviteCode != "" {
-			if err := useInvite(ctx, tx, a.InviteCode, a.DID, a.CreatedAt); err != nil {
+			if err := s.useInvite(ctx, tx, a.InviteCode, a.DID, a.CreatedAt); err != nil {
 				return err
 			}
 		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO signing_key (did, private_key) VALUES (?, ?)", a.DID, a.SigningKey); err != nil {
+		if _, err := s.exec(ctx, tx, "INSERT INTO signing_key (did, private_key) VALUES (?, ?)", a.DID, a.SigningKey); err != nil {
 			return fmt.Errorf("insert signing key: %w", err)
 		}
 		for _, b := range a.Blocks {
-			if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO repo_block (did, cid, rev, content) VALUES (?, ?, ?, ?)",
+			if _, err := s.exec(ctx, tx, "INSERT OR IGNORE INTO repo_block (did, cid, rev, content) VALUES (?, ?, ?, ?)",
 				a.DID, b.CID, a.Rev, b.Content); err != nil {
 				return fmt.Errorf("insert repo block: %w", err)
 			}
 		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO repo_root (did, cid, rev) VALUES (?, ?, ?)", a.DID, a.RootCID, a.Rev); err != nil {
+		if _, err := s.exec(ctx, tx, "INSERT INTO repo_root (did, cid, rev) VALUES (?, ?, ?)", a.DID, a.RootCID, a.Rev); err != nil {
 			return fmt.Errorf("insert repo root: %w", err)
 		}
-		events, err = appendEvents(ctx, tx, a.Events)
+		events, err = s.appendEvents(ctx, tx, a.Events)
 		return err
 	})
 	if err != nil {
@@ -63,9 +63,9 @@ func (s *Store) CreateAccount(ctx context.Context, a store.NewAccount) ([]store.
 // useInvite consumes one use of code: the availability check and the use
 // row are in the caller's write transaction, so two sign-ups racing for the
 // last use cannot both win.
-func useInvite(ctx context.Context, tx *sql.Tx, code, did string, at time.Time) error {
+func (s *Store) useInvite(ctx context.Context, tx *sql.Tx, code, did string, at time.Time) error {
 	var available, disabled, used int
-	err := tx.QueryRowContext(ctx, `SELECT available, disabled,
+	err := s.queryRow(ctx, tx, `SELECT available, disabled,
 		(SELECT count(*) FROM invite_code_use u WHERE u.code = c.code)
 		FROM invite_code c WHERE code = ?`, code).Scan(&available, &disabled, &used)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -77,7 +77,7 @@ func useInvite(ctx context.Context, tx *sql.Tx, code, did string, at time.Time) 
 	if disabled != 0 || used >= available {
 		return store.ErrInviteUnavailable
 	}
-	if _, err := tx.ExecContext(ctx, "INSERT INTO invite_code_use (code, used_by, used_at) VALUES (?, ?, ?)", code, did, fmtTime(at)); err != nil {
+	if _, err := s.exec(ctx, tx, "INSERT INTO invite_code_use (code, used_by, used_at) VALUES (?, ?, ?)", code, did, fmtTime(at)); err != nil {
 		return fmt.Errorf("insert invite use: %w", err)
 	}
 	return nil
@@ -92,7 +92,7 @@ func (s *Store) accountWhere(ctx context.Context, where string, arg any) (*store
 		confirmed, deactivated sql.NullString
 		created                string
 	)
-	err := s.read.QueryRowContext(ctx, "SELECT "+accountColumns+" FROM account WHERE "+where, arg).Scan(
+	err := s.readRow(ctx, "SELECT "+accountColumns+" FROM account WHERE "+where, arg).Scan(
 		&a.DID, &a.Handle, &a.Email, &a.PasswordHash, &confirmed, &a.InvitesDisabled, &created, &deactivated, &a.TakedownRef)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
@@ -125,7 +125,7 @@ func (s *Store) AccountByEmail(ctx context.Context, email string) (*store.Accoun
 func (s *Store) UpdateHandle(ctx context.Context, did, handle string, evs []store.NewEvent) ([]store.Event, error) {
 	var events []store.Event
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE account SET handle = ? WHERE did = ?", handle, did)
+		res, err := s.exec(ctx, tx, "UPDATE account SET handle = ? WHERE did = ?", handle, did)
 		if _, ok := uniqueViolation(err); ok {
 			return store.ErrHandleTaken
 		}
@@ -135,7 +135,7 @@ func (s *Store) UpdateHandle(ctx context.Context, did, handle string, evs []stor
 		if n, _ := res.RowsAffected(); n == 0 {
 			return store.ErrNotFound
 		}
-		events, err = appendEvents(ctx, tx, evs)
+		events, err = s.appendEvents(ctx, tx, evs)
 		return err
 	})
 	if err != nil {
@@ -147,7 +147,7 @@ func (s *Store) UpdateHandle(ctx context.Context, did, handle string, evs []stor
 // SigningKey implements store.Store.
 func (s *Store) SigningKey(ctx context.Context, did string) ([]byte, error) {
 	var key []byte
-	err := s.read.QueryRowContext(ctx, "SELECT private_key FROM signing_key WHERE did = ?", did).Scan(&key)
+	err := s.readRow(ctx, "SELECT private_key FROM signing_key WHERE did = ?", did).Scan(&key)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -160,7 +160,7 @@ func (s *Store) SigningKey(ctx context.Context, did string) ([]byte, error) {
 // RepoRoot implements store.Store.
 func (s *Store) RepoRoot(ctx context.Context, did string) (*store.RepoRoot, error) {
 	r := store.RepoRoot{DID: did}
-	err := s.read.QueryRowContext(ctx, "SELECT cid, rev FROM repo_root WHERE did = ?", did).Scan(&r.CID, &r.Rev)
+	err := s.readRow(ctx, "SELECT cid, rev FROM repo_root WHERE did = ?", did).Scan(&r.CID, &r.Rev)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -174,14 +174,14 @@ func (s *Store) RepoRoot(ctx context.Context, did string) (*store.RepoRoot, erro
 func (s *Store) SetDeactivated(ctx context.Context, did string, at *time.Time, evs []store.NewEvent) ([]store.Event, error) {
 	var events []store.Event
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE account SET deactivated_at = ? WHERE did = ?", fmtTimePtr(at), did)
+		res, err := s.exec(ctx, tx, "UPDATE account SET deactivated_at = ? WHERE did = ?", fmtTimePtr(at), did)
 		if err != nil {
 			return fmt.Errorf("set deactivated: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return store.ErrNotFound
 		}
-		events, err = appendEvents(ctx, tx, evs)
+		events, err = s.appendEvents(ctx, tx, evs)
 		return err
 	})
 	if err != nil {

@@ -13,7 +13,7 @@ import (
 // applyBlobRefs replaces the blob references of every record c writes or
 // deletes, makes referenced blobs permanent and releases blobs left with
 // no reference. It runs inside ApplyCommit's transaction.
-func applyBlobRefs(ctx context.Context, tx *sql.Tx, c store.Commit, now string) error {
+func (s *Store) applyBlobRefs(ctx context.Context, tx *sql.Tx, c store.Commit, now string) error {
 	type path struct{ collection, rkey string }
 	touched := map[path]bool{}
 	for _, r := range c.Puts {
@@ -24,7 +24,7 @@ func applyBlobRefs(ctx context.Context, tx *sql.Tx, c store.Commit, now string) 
 	}
 	var dropped []string
 	for p := range touched {
-		rows, err := tx.QueryContext(ctx, "DELETE FROM record_blob WHERE did = ? AND collection = ? AND rkey = ? RETURNING blob_cid",
+		rows, err := s.query(ctx, tx, "DELETE FROM record_blob WHERE did = ? AND collection = ? AND rkey = ? RETURNING blob_cid",
 			c.DID, p.collection, p.rkey)
 		if err != nil {
 			return fmt.Errorf("clear blob references: %w", err)
@@ -40,20 +40,20 @@ func applyBlobRefs(ctx context.Context, tx *sql.Tx, c store.Commit, now string) 
 		rows.Close()
 	}
 	for _, ref := range c.BlobRefs {
-		res, err := tx.ExecContext(ctx, "UPDATE blob SET temp_key = NULL, released_at = NULL WHERE did = ? AND cid = ?", c.DID, ref.CID)
+		res, err := s.exec(ctx, tx, "UPDATE blob SET temp_key = NULL, released_at = NULL WHERE did = ? AND cid = ?", c.DID, ref.CID)
 		if err != nil {
 			return fmt.Errorf("make blob permanent: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("%w: %s", store.ErrBlobNotFound, ref.CID)
 		}
-		if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO record_blob (did, collection, rkey, blob_cid) VALUES (?, ?, ?, ?)",
+		if _, err := s.exec(ctx, tx, "INSERT OR IGNORE INTO record_blob (did, collection, rkey, blob_cid) VALUES (?, ?, ?, ?)",
 			c.DID, ref.Collection, ref.RKey, ref.CID); err != nil {
 			return fmt.Errorf("add blob reference: %w", err)
 		}
 	}
 	for _, cid := range dropped {
-		if _, err := tx.ExecContext(ctx, `UPDATE blob SET released_at = ? WHERE did = ? AND cid = ?
+		if _, err := s.exec(ctx, tx, `UPDATE blob SET released_at = ? WHERE did = ? AND cid = ?
 			AND NOT EXISTS (SELECT 1 FROM record_blob WHERE did = ? AND blob_cid = ?)`, now, c.DID, cid, c.DID, cid); err != nil {
 			return fmt.Errorf("release blob: %w", err)
 		}
@@ -81,7 +81,7 @@ func scanBlob(row interface{ Scan(...any) error }) (*store.Blob, error) {
 func (s *Store) PutBlob(ctx context.Context, b store.Blob) (*store.Blob, error) {
 	var existing *store.Blob
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		old, err := scanBlob(tx.QueryRowContext(ctx, "SELECT "+blobColumns+" FROM blob WHERE did = ? AND cid = ?", b.DID, b.CID))
+		old, err := scanBlob(s.queryRow(ctx, tx, "SELECT "+blobColumns+" FROM blob WHERE did = ? AND cid = ?", b.DID, b.CID))
 		if err == nil {
 			existing = old
 			return nil
@@ -89,7 +89,7 @@ func (s *Store) PutBlob(ctx context.Context, b store.Blob) (*store.Blob, error) 
 		if !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("read blob: %w", err)
 		}
-		_, err = tx.ExecContext(ctx, "INSERT INTO blob (did, cid, mime_type, size, temp_key, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+		_, err = s.exec(ctx, tx, "INSERT INTO blob (did, cid, mime_type, size, temp_key, created_at) VALUES (?, ?, ?, ?, ?, ?)",
 			b.DID, b.CID, b.MimeType, b.Size, nullString(b.TempKey), fmtTime(b.CreatedAt))
 		if err != nil {
 			return fmt.Errorf("insert blob: %w", err)
@@ -101,7 +101,7 @@ func (s *Store) PutBlob(ctx context.Context, b store.Blob) (*store.Blob, error) 
 
 // Blob implements store.Store.
 func (s *Store) Blob(ctx context.Context, did, cid string) (*store.Blob, error) {
-	b, err := scanBlob(s.read.QueryRowContext(ctx, "SELECT "+blobColumns+" FROM blob WHERE did = ? AND cid = ?", did, cid))
+	b, err := scanBlob(s.readRow(ctx, "SELECT "+blobColumns+" FROM blob WHERE did = ? AND cid = ?", did, cid))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -113,7 +113,7 @@ func (s *Store) Blob(ctx context.Context, did, cid string) (*store.Blob, error) 
 
 // ListBlobs implements store.Store.
 func (s *Store) ListBlobs(ctx context.Context, did, since, cursor string, limit int) ([]string, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT DISTINCT rb.blob_cid FROM record_blob rb
+	rows, err := s.readQuery(ctx, `SELECT DISTINCT rb.blob_cid FROM record_blob rb
 		JOIN record r ON r.did = rb.did AND r.collection = rb.collection AND r.rkey = rb.rkey
 		WHERE rb.did = ? AND r.rev > ? AND rb.blob_cid > ? ORDER BY rb.blob_cid LIMIT ?`, did, since, cursor, limit)
 	if err != nil {
@@ -133,7 +133,7 @@ func (s *Store) ListBlobs(ctx context.Context, did, since, cursor string, limit 
 
 // MissingBlobs implements store.Store.
 func (s *Store) MissingBlobs(ctx context.Context, did, cursor string, limit int) ([]store.BlobRef, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT rb.blob_cid, min(rb.collection || '/' || rb.rkey) FROM record_blob rb
+	rows, err := s.readQuery(ctx, `SELECT rb.blob_cid, min(rb.collection || '/' || rb.rkey) FROM record_blob rb
 		LEFT JOIN blob b ON b.did = rb.did AND b.cid = rb.blob_cid
 		WHERE rb.did = ? AND b.cid IS NULL AND rb.blob_cid > ?
 		GROUP BY rb.blob_cid ORDER BY rb.blob_cid LIMIT ?`, did, cursor, limit)
@@ -164,7 +164,7 @@ func (s *Store) MissingBlobs(ctx context.Context, did, cursor string, limit int)
 // CollectableBlobs implements store.Store.
 func (s *Store) CollectableBlobs(ctx context.Context, before time.Time, limit int) ([]store.Blob, error) {
 	t := fmtTime(before)
-	rows, err := s.read.QueryContext(ctx, "SELECT "+blobColumns+` FROM blob
+	rows, err := s.readQuery(ctx, "SELECT "+blobColumns+` FROM blob
 		WHERE (temp_key IS NOT NULL AND created_at < ?) OR (released_at IS NOT NULL AND released_at < ?)
 		LIMIT ?`, t, t, limit)
 	if err != nil {
@@ -186,7 +186,7 @@ func (s *Store) CollectableBlobs(ctx context.Context, before time.Time, limit in
 func (s *Store) DeleteBlob(ctx context.Context, did, cid string) (bool, error) {
 	var deleted bool
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM blob WHERE did = ? AND cid = ?
+		res, err := s.exec(ctx, tx, `DELETE FROM blob WHERE did = ? AND cid = ?
 			AND NOT EXISTS (SELECT 1 FROM record_blob WHERE did = ? AND blob_cid = ?)`, did, cid, did, cid)
 		if err != nil {
 			return fmt.Errorf("delete blob: %w", err)

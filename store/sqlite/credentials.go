@@ -27,7 +27,7 @@ func (s *Store) CreateAppPassword(ctx context.Context, p store.AppPassword) erro
 func (s *Store) AppPasswordByHash(ctx context.Context, did, hash string) (*store.AppPassword, error) {
 	p := store.AppPassword{DID: did, PasswordHash: hash}
 	var created string
-	err := s.read.QueryRowContext(ctx, `SELECT name, privileged, created_at FROM app_password
+	err := s.readRow(ctx, `SELECT name, privileged, created_at FROM app_password
 		WHERE did = ? AND password_hash = ?`, did, hash).Scan(&p.Name, &p.Privileged, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
@@ -41,7 +41,7 @@ func (s *Store) AppPasswordByHash(ctx context.Context, did, hash string) (*store
 
 // ListAppPasswords implements store.Store: newest first, as the official PDS lists them.
 func (s *Store) ListAppPasswords(ctx context.Context, did string) ([]store.AppPassword, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT name, privileged, created_at FROM app_password
+	rows, err := s.readQuery(ctx, `SELECT name, privileged, created_at FROM app_password
 		WHERE did = ? ORDER BY created_at DESC, name`, did)
 	if err != nil {
 		return nil, fmt.Errorf("list app passwords: %w", err)
@@ -63,10 +63,10 @@ func (s *Store) ListAppPasswords(ctx context.Context, did string) ([]store.AppPa
 // DeleteAppPassword implements store.Store.
 func (s *Store) DeleteAppPassword(ctx context.Context, did, name string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, "DELETE FROM app_password WHERE did = ? AND name = ?", did, name); err != nil {
+		if _, err := s.exec(ctx, tx, "DELETE FROM app_password WHERE did = ? AND name = ?", did, name); err != nil {
 			return fmt.Errorf("delete app password: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM refresh_token WHERE did = ? AND app_password_name = ?", did, name); err != nil {
+		if _, err := s.exec(ctx, tx, "DELETE FROM refresh_token WHERE did = ? AND app_password_name = ?", did, name); err != nil {
 			return fmt.Errorf("revoke app password sessions: %w", err)
 		}
 		return nil
@@ -75,11 +75,11 @@ func (s *Store) DeleteAppPassword(ctx context.Context, did, name string) error {
 
 // PutRefreshToken implements store.Store.
 func (s *Store) PutRefreshToken(ctx context.Context, t store.RefreshToken) error {
-	return s.tx(ctx, func(tx *sql.Tx) error { return putRefreshToken(ctx, tx, t) })
+	return s.tx(ctx, func(tx *sql.Tx) error { return s.putRefreshToken(ctx, tx, t) })
 }
 
-func putRefreshToken(ctx context.Context, tx *sql.Tx, t store.RefreshToken) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO refresh_token (id, did, app_password_name, expires_at)
+func (s *Store) putRefreshToken(ctx context.Context, tx *sql.Tx, t store.RefreshToken) error {
+	_, err := s.exec(ctx, tx, `INSERT INTO refresh_token (id, did, app_password_name, expires_at)
 		VALUES (?, ?, ?, ?)`, t.ID, t.DID, nullString(t.AppPasswordName), fmtTime(t.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("insert refresh token: %w", err)
@@ -91,7 +91,7 @@ func putRefreshToken(ctx context.Context, tx *sql.Tx, t store.RefreshToken) erro
 func (s *Store) RefreshToken(ctx context.Context, id string) (*store.RefreshToken, error) {
 	t := store.RefreshToken{ID: id}
 	var expires string
-	err := s.read.QueryRowContext(ctx, `SELECT did, coalesce(app_password_name, ''), expires_at
+	err := s.readRow(ctx, `SELECT did, coalesce(app_password_name, ''), expires_at
 		FROM refresh_token WHERE id = ? AND expires_at > ?`, id, fmtTime(time.Now())).Scan(&t.DID, &t.AppPasswordName, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
@@ -112,7 +112,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next store
 			expires string
 			nextID  sql.NullString
 		)
-		err := tx.QueryRowContext(ctx, "SELECT expires_at, next_id FROM refresh_token WHERE id = ? AND expires_at > ?", oldID, now).Scan(&expires, &nextID)
+		err := s.queryRow(ctx, tx, "SELECT expires_at, next_id FROM refresh_token WHERE id = ? AND expires_at > ?", oldID, now).Scan(&expires, &nextID)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}
@@ -126,13 +126,13 @@ func (s *Store) RotateRefreshToken(ctx context.Context, oldID string, next store
 		if g := fmtTime(graceUntil); g < cut {
 			cut = g
 		}
-		if _, err := tx.ExecContext(ctx, "UPDATE refresh_token SET expires_at = ?, next_id = ? WHERE id = ?", cut, next.ID, oldID); err != nil {
+		if _, err := s.exec(ctx, tx, "UPDATE refresh_token SET expires_at = ?, next_id = ? WHERE id = ?", cut, next.ID, oldID); err != nil {
 			return fmt.Errorf("rotate refresh token: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM refresh_token WHERE did = ? AND expires_at <= ?", next.DID, now); err != nil {
+		if _, err := s.exec(ctx, tx, "DELETE FROM refresh_token WHERE did = ? AND expires_at <= ?", next.DID, now); err != nil {
 			return fmt.Errorf("sweep refresh tokens: %w", err)
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO refresh_token (id, did, app_password_name, expires_at) VALUES (?, ?, ?, ?)
+		_, err = s.exec(ctx, tx, `INSERT INTO refresh_token (id, did, app_password_name, expires_at) VALUES (?, ?, ?, ?)
 			ON CONFLICT (id) DO NOTHING`,
 			next.ID, next.DID, nullString(next.AppPasswordName), fmtTime(next.ExpiresAt))
 		if err != nil {

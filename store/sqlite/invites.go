@@ -13,7 +13,7 @@ import (
 func (s *Store) CreateInviteCodes(ctx context.Context, codes []store.InviteCode) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		for _, c := range codes {
-			_, err := tx.ExecContext(ctx, `INSERT INTO invite_code (code, available, disabled, for_account, created_by, created_at)
+			_, err := s.exec(ctx, tx, `INSERT INTO invite_code (code, available, disabled, for_account, created_by, created_at)
 				VALUES (?, ?, ?, ?, ?, ?)`, c.Code, c.Available, c.Disabled, c.ForAccount, c.CreatedBy, fmtTime(c.CreatedAt))
 			if _, ok := uniqueViolation(err); ok {
 				return store.ErrDuplicate
@@ -44,7 +44,7 @@ func (s *Store) AccountInviteCodes(ctx context.Context, did string) ([]store.Inv
 }
 
 func (s *Store) inviteCodesWhere(ctx context.Context, where string, arg any) ([]store.InviteCode, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT c.code, c.available, c.disabled, c.for_account, c.created_by, c.created_at,
+	rows, err := s.readQuery(ctx, `SELECT c.code, c.available, c.disabled, c.for_account, c.created_by, c.created_at,
 		u.used_by, u.used_at
 		FROM invite_code c LEFT JOIN invite_code_use u ON u.code = c.code
 		WHERE c.`+where+` ORDER BY c.created_at, c.code, u.used_at`, arg)
@@ -89,7 +89,7 @@ func (s *Store) DisableInviteCodes(ctx context.Context, codes, accounts []string
 				args[i] = v
 			}
 			q := "UPDATE invite_code SET disabled = 1 WHERE " + set.col + " IN (?" + strings.Repeat(",?", len(args)-1) + ")"
-			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			if _, err := s.exec(ctx, tx, q, args...); err != nil {
 				return fmt.Errorf("disable invite codes: %w", err)
 			}
 		}

@@ -16,28 +16,28 @@ import (
 func (s *Store) ApplyCommit(ctx context.Context, c store.Commit) ([]store.Event, error) {
 	var events []store.Event
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, "UPDATE repo_root SET cid = ?, rev = ? WHERE did = ? AND cid = ?", c.CID, c.Rev, c.DID, c.PrevCID)
+		res, err := s.exec(ctx, tx, "UPDATE repo_root SET cid = ?, rev = ? WHERE did = ? AND cid = ?", c.CID, c.Rev, c.DID, c.PrevCID)
 		if err != nil {
 			return fmt.Errorf("update repo root: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			var one int
-			if err := tx.QueryRowContext(ctx, "SELECT 1 FROM repo_root WHERE did = ?", c.DID).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+			if err := s.queryRow(ctx, tx, "SELECT 1 FROM repo_root WHERE did = ?", c.DID).Scan(&one); errors.Is(err, sql.ErrNoRows) {
 				return store.ErrNotFound
 			}
 			return store.ErrRepoChanged
 		}
 		for _, b := range c.Removed {
-			if _, err := tx.ExecContext(ctx, "DELETE FROM repo_block WHERE did = ? AND cid = ?", c.DID, b); err != nil {
+			if _, err := s.exec(ctx, tx, "DELETE FROM repo_block WHERE did = ? AND cid = ?", c.DID, b); err != nil {
 				return fmt.Errorf("delete replaced block: %w", err)
 			}
 		}
-		if err := insertBlocks(ctx, tx, c.DID, c.Rev, c.Blocks); err != nil {
+		if err := s.insertBlocks(ctx, tx, c.DID, c.Rev, c.Blocks); err != nil {
 			return err
 		}
 		now := fmtTime(time.Now())
 		for _, r := range c.Puts {
-			_, err := tx.ExecContext(ctx, `INSERT INTO record (did, collection, rkey, cid, rev, indexed_at) VALUES (?, ?, ?, ?, ?, ?)
+			_, err := s.exec(ctx, tx, `INSERT INTO record (did, collection, rkey, cid, rev, indexed_at) VALUES (?, ?, ?, ?, ?, ?)
 				ON CONFLICT (did, collection, rkey) DO UPDATE SET cid = excluded.cid, rev = excluded.rev, indexed_at = excluded.indexed_at`,
 				c.DID, r.Collection, r.RKey, r.CID, c.Rev, now)
 			if err != nil {
@@ -45,21 +45,21 @@ func (s *Store) ApplyCommit(ctx context.Context, c store.Commit) ([]store.Event,
 			}
 		}
 		for _, r := range c.Deletes {
-			if _, err := tx.ExecContext(ctx, "DELETE FROM record WHERE did = ? AND collection = ? AND rkey = ?", c.DID, r.Collection, r.RKey); err != nil {
+			if _, err := s.exec(ctx, tx, "DELETE FROM record WHERE did = ? AND collection = ? AND rkey = ?", c.DID, r.Collection, r.RKey); err != nil {
 				return fmt.Errorf("unindex record: %w", err)
 			}
 		}
-		if err := applyBlobRefs(ctx, tx, c, now); err != nil {
+		if err := s.applyBlobRefs(ctx, tx, c, now); err != nil {
 			return err
 		}
 		for _, b := range c.Released {
-			_, err := tx.ExecContext(ctx, `DELETE FROM repo_block WHERE did = ? AND cid = ?
+			_, err := s.exec(ctx, tx, `DELETE FROM repo_block WHERE did = ? AND cid = ?
 				AND NOT EXISTS (SELECT 1 FROM record WHERE did = ? AND cid = ?)`, c.DID, b, c.DID, b)
 			if err != nil {
 				return fmt.Errorf("delete released record block: %w", err)
 			}
 		}
-		events, err = appendEvents(ctx, tx, c.Events)
+		events, err = s.appendEvents(ctx, tx, c.Events)
 		return err
 	})
 	if err != nil {
@@ -68,7 +68,7 @@ func (s *Store) ApplyCommit(ctx context.Context, c store.Commit) ([]store.Event,
 	return events, nil
 }
 
-func insertBlocks(ctx context.Context, tx *sql.Tx, did, rev string, blocks []store.Block) error {
+func (s *Store) insertBlocks(ctx context.Context, tx *sql.Tx, did, rev string, blocks []store.Block) error {
 	if len(blocks) == 0 {
 		return nil
 	}
@@ -89,12 +89,12 @@ func insertBlocks(ctx context.Context, tx *sql.Tx, did, rev string, blocks []sto
 // with its own. The writer connection is the only one that writes, so
 // max(seq)+1 read inside the transaction cannot be taken by another, and
 // sequence numbers become visible in order.
-func appendEvents(ctx context.Context, tx *sql.Tx, evs []store.NewEvent) ([]store.Event, error) {
+func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, evs []store.NewEvent) ([]store.Event, error) {
 	if len(evs) == 0 {
 		return nil, nil
 	}
 	var last int64
-	if err := tx.QueryRowContext(ctx, "SELECT coalesce(max(seq), 0) FROM repo_event").Scan(&last); err != nil {
+	if err := s.queryRow(ctx, tx, "SELECT coalesce(max(seq), 0) FROM repo_event").Scan(&last); err != nil {
 		return nil, fmt.Errorf("read last seq: %w", err)
 	}
 	at := time.Now().UTC().Truncate(time.Millisecond)
@@ -105,7 +105,7 @@ func appendEvents(ctx context.Context, tx *sql.Tx, evs []store.NewEvent) ([]stor
 		if err != nil {
 			return nil, fmt.Errorf("encode %s event: %w", ev.Kind, err)
 		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO repo_event (seq, did, kind, sequenced_at, frame) VALUES (?, ?, ?, ?, ?)",
+		if _, err := s.exec(ctx, tx, "INSERT INTO repo_event (seq, did, kind, sequenced_at, frame) VALUES (?, ?, ?, ?, ?)",
 			seq, ev.DID, ev.Kind, fmtTime(at), frame); err != nil {
 			return nil, fmt.Errorf("insert event: %w", err)
 		}
@@ -119,7 +119,7 @@ func (s *Store) AppendEvents(ctx context.Context, evs []store.NewEvent) ([]store
 	var events []store.Event
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		var err error
-		events, err = appendEvents(ctx, tx, evs)
+		events, err = s.appendEvents(ctx, tx, evs)
 		return err
 	})
 	return events, err
@@ -127,7 +127,7 @@ func (s *Store) AppendEvents(ctx context.Context, evs []store.NewEvent) ([]store
 
 // EventsAfter implements store.Store.
 func (s *Store) EventsAfter(ctx context.Context, after int64, limit int) ([]store.Event, error) {
-	rows, err := s.read.QueryContext(ctx, "SELECT seq, did, kind, sequenced_at, frame FROM repo_event WHERE seq > ? ORDER BY seq LIMIT ?", after, limit)
+	rows, err := s.readQuery(ctx, "SELECT seq, did, kind, sequenced_at, frame FROM repo_event WHERE seq > ? ORDER BY seq LIMIT ?", after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
@@ -150,7 +150,7 @@ func (s *Store) EventsAfter(ctx context.Context, after int64, limit int) ([]stor
 // EventBounds implements store.Store.
 func (s *Store) EventBounds(ctx context.Context) (int64, int64, error) {
 	var oldest, newest int64
-	err := s.read.QueryRowContext(ctx, "SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM repo_event").Scan(&oldest, &newest)
+	err := s.readRow(ctx, "SELECT coalesce(min(seq), 0), coalesce(max(seq), 0) FROM repo_event").Scan(&oldest, &newest)
 	if err != nil {
 		return 0, 0, fmt.Errorf("read event bounds: %w", err)
 	}
@@ -161,7 +161,7 @@ func (s *Store) EventBounds(ctx context.Context) (int64, int64, error) {
 func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error) {
 	var n int64
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM repo_event WHERE sequenced_at < ?
+		res, err := s.exec(ctx, tx, `DELETE FROM repo_event WHERE sequenced_at < ?
 			AND seq < (SELECT max(seq) FROM repo_event)`, fmtTime(before))
 		if err != nil {
 			return fmt.Errorf("prune events: %w", err)
@@ -175,7 +175,7 @@ func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error
 // Block implements store.Store.
 func (s *Store) Block(ctx context.Context, did, cid string) ([]byte, error) {
 	var b []byte
-	err := s.read.QueryRowContext(ctx, "SELECT content FROM repo_block WHERE did = ? AND cid = ?", did, cid).Scan(&b)
+	err := s.readRow(ctx, "SELECT content FROM repo_block WHERE did = ? AND cid = ?", did, cid).Scan(&b)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -187,7 +187,7 @@ func (s *Store) Block(ctx context.Context, did, cid string) ([]byte, error) {
 
 // BlocksSince implements store.Store.
 func (s *Store) BlocksSince(ctx context.Context, did, sinceRev string, fn func(store.Block) error) error {
-	rows, err := s.read.QueryContext(ctx, "SELECT cid, content FROM repo_block WHERE did = ? AND rev > ?", did, sinceRev)
+	rows, err := s.readQuery(ctx, "SELECT cid, content FROM repo_block WHERE did = ? AND rev > ?", did, sinceRev)
 	if err != nil {
 		return fmt.Errorf("read blocks: %w", err)
 	}
@@ -207,7 +207,7 @@ func (s *Store) BlocksSince(ctx context.Context, did, sinceRev string, fn func(s
 // Record implements store.Store.
 func (s *Store) Record(ctx context.Context, did, collection, rkey string) (*store.RecordRef, error) {
 	r := store.RecordRef{Collection: collection, RKey: rkey}
-	err := s.read.QueryRowContext(ctx, "SELECT cid, rev FROM record WHERE did = ? AND collection = ? AND rkey = ?",
+	err := s.readRow(ctx, "SELECT cid, rev FROM record WHERE did = ? AND collection = ? AND rkey = ?",
 		did, collection, rkey).Scan(&r.CID, &r.Rev)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
@@ -238,7 +238,7 @@ func (s *Store) ListRecords(ctx context.Context, did, collection string, limit i
 		q += " ORDER BY rkey DESC LIMIT ?"
 	}
 	args = append(args, limit)
-	rows, err := s.read.QueryContext(ctx, q, args...)
+	rows, err := s.readQuery(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list records: %w", err)
 	}
@@ -256,7 +256,7 @@ func (s *Store) ListRecords(ctx context.Context, did, collection string, limit i
 
 // Collections implements store.Store.
 func (s *Store) Collections(ctx context.Context, did string) ([]string, error) {
-	rows, err := s.read.QueryContext(ctx, "SELECT DISTINCT collection FROM record WHERE did = ? ORDER BY collection", did)
+	rows, err := s.readQuery(ctx, "SELECT DISTINCT collection FROM record WHERE did = ? ORDER BY collection", did)
 	if err != nil {
 		return nil, fmt.Errorf("list collections: %w", err)
 	}
@@ -274,7 +274,7 @@ func (s *Store) Collections(ctx context.Context, did string) ([]string, error) {
 
 // ListRepos implements store.Store.
 func (s *Store) ListRepos(ctx context.Context, cursor string, limit int) ([]store.RepoInfo, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT a.did, r.cid, r.rev, a.deactivated_at IS NULL AND a.takedown_ref IS NULL,
+	rows, err := s.readQuery(ctx, `SELECT a.did, r.cid, r.rev, a.deactivated_at IS NULL AND a.takedown_ref IS NULL,
 		CASE WHEN a.takedown_ref IS NOT NULL THEN 'takendown' WHEN a.deactivated_at IS NOT NULL THEN 'deactivated' ELSE '' END
 		FROM account a JOIN repo_root r ON r.did = a.did WHERE a.did > ? ORDER BY a.did LIMIT ?`, cursor, limit)
 	if err != nil {
