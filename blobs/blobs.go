@@ -31,13 +31,12 @@ import (
 type Bytes interface {
 	// PutTemp stores an upload under a new temporary key, streaming r.
 	// On error nothing is left behind.
-	PutTemp(ctx context.Context, did string, r io.Reader) (key string, err error)
+	PutTemp(ctx context.Context, did string, r io.Reader) (key string, size int64, err error)
 	// MakePermanent moves an upload to its permanent place; idempotent.
 	MakePermanent(ctx context.Context, did, key string, c cid.Cid) error
-	// Get opens a permanent blob, or the part of it from offset, length
-	// bytes long (length < 0: to the end). ErrNotFound-wrapping errors
-	// when absent.
-	Get(ctx context.Context, did string, c cid.Cid, offset, length int64) (io.ReadCloser, error)
+	// GetRange opens the part of a permanent blob from offset, length
+	// bytes long (-1: to the end), and returns the blob's total size.
+	GetRange(ctx context.Context, did string, c cid.Cid, offset, length int64) (io.ReadCloser, int64, error)
 	// Delete removes a permanent blob; absent is not an error.
 	Delete(ctx context.Context, did string, c cid.Cid) error
 	// DeleteTemp removes an upload; absent is not an error.
@@ -113,7 +112,7 @@ func (s *Service) Upload(ctx context.Context, did, contentType string, declaredL
 		return nil, ErrTooLarge
 	}
 	in := &meter{r: body, limit: s.limit, hash: sha256.New()}
-	key, err := s.bytes.PutTemp(ctx, did, in)
+	key, _, err := s.bytes.PutTemp(ctx, did, in)
 	if err != nil {
 		if in.over {
 			return nil, ErrTooLarge
@@ -193,7 +192,7 @@ func (s *Service) Open(ctx context.Context, did string, c cid.Cid, offset, lengt
 	if err != nil {
 		return nil, nil, err
 	}
-	r, err := s.bytes.Get(ctx, did, c, offset, length)
+	r, _, err := s.bytes.GetRange(ctx, did, c, offset, length)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read blob %s of %s: %w", c, did, err)
 	}
@@ -269,6 +268,9 @@ func (s *Service) Collect(ctx context.Context) (int, error) {
 
 // RunCollector collects every interval until ctx ends.
 func (s *Service) RunCollector(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = 10 * time.Minute
+	}
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {

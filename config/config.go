@@ -106,6 +106,14 @@ type Blobstore struct {
 	// official spelling, kept so adopted folders line up).
 	DiskTmpLocation string
 	S3              S3
+	// CollectGrace is how long an upload no record references, or a blob
+	// no record references any more, is kept before it is deleted
+	// (HEARTH_BLOB_GRACE_MS, Hearth's own, default 1 h; the official PDS
+	// never deletes unreferenced uploads).
+	CollectGrace time.Duration
+	// CollectInterval is how often the collector runs
+	// (HEARTH_BLOB_COLLECT_INTERVAL_MS, default 10 min).
+	CollectInterval time.Duration
 }
 
 // UsesS3 reports whether blobs go to S3 rather than to disk.
@@ -266,7 +274,7 @@ func Default() Config {
 			BlobUploadLimit:  5 * 1024 * 1024,
 			AcceptingImports: true,
 		},
-		Blobstore: Blobstore{S3: S3{UploadTimeout: 20 * time.Second}},
+		Blobstore: Blobstore{S3: S3{UploadTimeout: 20 * time.Second}, CollectGrace: time.Hour, CollectInterval: 10 * time.Minute},
 		Identity: Identity{
 			PLCURL:          "https://plc.directory",
 			CacheStaleTTL:   time.Hour,

@@ -47,6 +47,8 @@ const (
 	envS3SecretKey      = "PDS_BLOBSTORE_S3_SECRET_ACCESS_KEY"
 	envS3UploadTimeout  = "PDS_BLOBSTORE_S3_UPLOAD_TIMEOUT_MS"
 	envS3RequestTimeout = "PDS_BLOBSTORE_S3_REQUEST_TIMEOUT_MS"
+	envBlobGrace        = "HEARTH_BLOB_GRACE_MS"
+	envBlobCollectEvery = "HEARTH_BLOB_COLLECT_INTERVAL_MS"
 
 	envPLCURL           = "PDS_DID_PLC_URL"
 	envRecoveryDIDKey   = "PDS_RECOVERY_DID_KEY"
@@ -96,7 +98,7 @@ var hearthVars = []string{
 	envAcceptingImports, envMaxImportSize, envDevMode,
 	envDataDirectory, envAccountDB, envSequencerDB, envDIDCacheDB, envActorStoreDir,
 	envBlobDisk, envBlobDiskTmp, envS3Bucket, envS3Region, envS3Endpoint, envS3PathStyle,
-	envS3AccessKeyID, envS3SecretKey, envS3UploadTimeout, envS3RequestTimeout,
+	envS3AccessKeyID, envS3SecretKey, envS3UploadTimeout, envS3RequestTimeout, envBlobGrace, envBlobCollectEvery,
 	envPLCURL, envRecoveryDIDKey, envHandleDomains, envDIDCacheStaleTTL, envDIDCacheMaxTTL,
 	envResolverTimeout, envInviteRequired,
 	envEmailSMTPURL, envEmailFrom, envEmailNoConfirmLink,
@@ -213,6 +215,8 @@ func FromEnv(getenv func(string) string, environ []string) (Config, []string, er
 	b.S3.SecretAccessKey = Secret(p.str(envS3SecretKey, ""))
 	b.S3.UploadTimeout = p.ms(envS3UploadTimeout, b.S3.UploadTimeout)
 	b.S3.RequestTimeout = p.ms(envS3RequestTimeout, 0)
+	b.CollectGrace = p.ms(envBlobGrace, b.CollectGrace)
+	b.CollectInterval = p.ms(envBlobCollectEvery, b.CollectInterval)
 
 	id := &c.Identity
 	id.PLCURL = p.str(envPLCURL, id.PLCURL)

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/hearth-pds/hearth/account"
+	"github.com/hearth-pds/hearth/blobs"
+	"github.com/hearth-pds/hearth/blobstore"
 	"github.com/hearth-pds/hearth/config"
 	"github.com/hearth-pds/hearth/crawlers"
 	"github.com/hearth-pds/hearth/handle"
@@ -92,7 +94,13 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	if schemas == 0 {
 		log.Warn("built without lexicon schemas (run `go generate ./lexicons`): every record type is treated as unknown")
 	}
-	recs := records.New(st, nil, repo.NewEngine(0), events, catalog, log.With("component", "records"))
+	bytes, err := blobstore.Open(cfg.Blobstore, log.With("component", "blobstore"))
+	if err != nil {
+		st.Close()
+		return nil, fmt.Errorf("open blob store: %w", err)
+	}
+	blobSvc := blobs.New(st, bytes, cfg.Service.BlobUploadLimit, cfg.Blobstore.CollectGrace, log.With("component", "blobs"))
+	recs := records.New(st, blobSvc, repo.NewEngine(0), events, catalog, log.With("component", "records"))
 	tokens := &account.Tokens{Secret: []byte(cfg.Secrets.JWTSecret), ServiceDID: cfg.Service.DID.String()}
 	accounts := account.NewService(account.Service{
 		Store:          st,
@@ -120,6 +128,7 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		},
 		Accounts:      accounts,
 		Records:       recs,
+		Blobs:         blobSvc,
 		Firehose:      seq,
 		Tokens:        tokens,
 		Store:         st,
@@ -131,6 +140,7 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	bg, stop := context.WithCancel(context.Background())
 	go pruneEvents(bg, st, cfg.Subscription.RepoBackfillLimit, log.With("component", "sequencer"))
 	notifier.Start(bg)
+	go blobSvc.RunCollector(bg, cfg.Blobstore.CollectInterval)
 	p := &PDS{cfg: cfg, log: log, store: st, accounts: accounts, seq: seq, handler: api, stop: stop}
 	p.http = &http.Server{
 		Handler:           api,
