@@ -51,6 +51,7 @@ type Service struct {
 
 	locks sync.Map // DID → *sync.Mutex
 	keys  sync.Map // DID → atcrypto.PrivateKey, parsed once
+	heads sync.Map // DID → repo.Head of the last commit made here
 }
 
 // New builds a Service. catalog may be nil (every type is then unknown).
@@ -81,6 +82,8 @@ type Request struct {
 	Writes   []Write
 	// SwapCommit, when set, is the commit CID the repository must be at.
 	SwapCommit string
+	// Account, when the caller already read it, saves a lookup.
+	Account *store.Account
 }
 
 // Result is one write's outcome.
@@ -144,7 +147,10 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 	unlock := s.lock(did.String())
 	defer unlock()
 
-	acct, err := s.store.AccountByDID(ctx, did.String())
+	acct := req.Account
+	if acct == nil || acct.DID != did.String() {
+		acct, err = s.store.AccountByDID(ctx, did.String())
+	}
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, &Error{"AccountNotFound", "Account not found"}
 	}
@@ -174,7 +180,7 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 	if err != nil {
 		return nil, fmt.Errorf("repo root of %s: %w", did, err)
 	}
-	head, err := repo.LoadHead(ctx, src, did, headCID)
+	head, err := s.head(ctx, src, did, headCID)
 	if err != nil {
 		return nil, err
 	}
@@ -291,8 +297,19 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 		}
 		return nil, fmt.Errorf("store commit: %w", err)
 	}
+	s.heads.Store(did.String(), repo.Head{DID: did, Commit: res.Commit.CID, Rev: res.Commit.Rev, Data: res.Commit.Data})
 	s.events.Publish(stored...)
 	return &Response{Commit: &CommitMeta{CID: commit.CID, Rev: commit.Rev}, Results: results}, nil
+}
+
+// head returns the repository head at commit c: remembered from the last
+// commit made here when it is still the current one (the store decides),
+// read from the commit block otherwise.
+func (s *Service) head(ctx context.Context, src repo.BlockSource, did syntax.DID, c cid.Cid) (repo.Head, error) {
+	if h, ok := s.heads.Load(did.String()); ok && h.(repo.Head).Commit == c {
+		return h.(repo.Head), nil
+	}
+	return repo.LoadHead(ctx, src, did, c)
 }
 
 // signingKey returns an account's parsed signing key. Keys do not change

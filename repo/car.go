@@ -45,6 +45,25 @@ func WriteCAR(w io.Writer, root cid.Cid, blocks []Block) error {
 	return cw.flush()
 }
 
+// CARWriter streams a CAR v1 block by block, for exports whose blocks come
+// from a database cursor rather than a tree walk.
+type CARWriter struct{ cw *carWriter }
+
+// NewCARWriter writes the header for root and returns the writer.
+func NewCARWriter(w io.Writer, root cid.Cid) (*CARWriter, error) {
+	cw := newCARWriter(w)
+	if err := cw.header(root); err != nil {
+		return nil, err
+	}
+	return &CARWriter{cw: cw}, nil
+}
+
+// Write adds one block.
+func (w *CARWriter) Write(c cid.Cid, data []byte) error { return w.cw.block(c, data) }
+
+// Flush writes what is buffered.
+func (w *CARWriter) Flush() error { return w.cw.flush() }
+
 // ExportCAR streams repository commitCID as a CAR v1 (com.atproto.sync.
 // getRepo): the commit, then the tree depth first in key order with each
 // record right after the entry that names it, so a reader can verify the
