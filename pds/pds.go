@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	"github.com/hearth-pds/hearth/account"
@@ -86,12 +87,7 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	}
 	notifier := crawlers.New(cfg.Service.Hostname, cfg.Crawlers, 0, log.With("component", "crawlers"))
 	events := firehose{seq: seq, crawlers: notifier}
-	catalog, schemas, err := lexicons.Catalog()
-	if err != nil {
-		st.Close()
-		return nil, err
-	}
-	if schemas == 0 {
+	if lexicons.Count() == 0 {
 		log.Warn("built without lexicon schemas (run `go generate ./lexicons`): every record type is treated as unknown")
 	}
 	bytes, err := blobstore.Open(cfg.Blobstore, log.With("component", "blobstore"))
@@ -100,7 +96,7 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		return nil, fmt.Errorf("open blob store: %w", err)
 	}
 	blobSvc := blobs.New(st, bytes, cfg.Service.BlobUploadLimit, cfg.Blobstore.CollectGrace, log.With("component", "blobs"))
-	recs := records.New(st, blobSvc, repo.NewEngine(0), events, catalog, log.With("component", "records"))
+	recs := records.New(st, blobSvc, repo.NewEngine(0), events, lexicons.Lazy{}, log.With("component", "records"))
 	tokens := &account.Tokens{Secret: []byte(cfg.Secrets.JWTSecret), ServiceDID: cfg.Service.DID.String()}
 	accounts := account.NewService(account.Service{
 		Store:          st,
@@ -161,6 +157,9 @@ func (p *PDS) Accounts() *account.Service { return p.accounts }
 // Serve serves on ln until Shutdown; it returns nil after a clean shutdown.
 func (p *PDS) Serve(ln net.Listener) error {
 	p.log.Info("serving", "addr", ln.Addr().String(), "public_url", p.cfg.PublicURL())
+	// Start-up garbage (migrations, configuration) is returned to the OS
+	// now rather than at the runtime's leisure: an idle PDS should be small.
+	debug.FreeOSMemory()
 	if err := p.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("serve http: %w", err)
 	}
