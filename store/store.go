@@ -272,6 +272,12 @@ type Store interface {
 	// reports whether it did, so the caller deletes the bytes only then.
 	DeleteBlob(ctx context.Context, did, cid string) (bool, error)
 
+	// Preferences returns an account's preferences as the JSON array last
+	// stored ("[]" when none).
+	Preferences(ctx context.Context, did string) ([]byte, error)
+	// PutPreferences replaces an account's preferences.
+	PutPreferences(ctx context.Context, did string, prefs []byte) error
+
 	// AppendEvents stores events outside a commit (identity, account).
 	AppendEvents(ctx context.Context, events []NewEvent) ([]Event, error)
 	// EventsAfter returns up to limit events with seq > after, in order.

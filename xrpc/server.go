@@ -162,6 +162,8 @@ func New(cfg Config) *Server {
 		"com.atproto.repo.getRecord":                        {get, authNone, s.getRecord},
 		"com.atproto.repo.listRecords":                      {get, authNone, s.listRecords},
 		"com.atproto.repo.describeRepo":                     {get, authNone, s.describeRepo},
+		"app.bsky.actor.getPreferences":                     {get, authAccess, s.getPreferences},
+		"app.bsky.actor.putPreferences":                     {post, authAccess, s.putPreferences},
 		"com.atproto.repo.uploadBlob":                       {post, authAccess, s.uploadBlob},
 		"com.atproto.repo.listMissingBlobs":                 {get, authAccess, s.listMissingBlobs},
 		"com.atproto.sync.getBlob":                          {get, authNone, s.syncGetBlob},

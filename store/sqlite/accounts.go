@@ -189,3 +189,28 @@ func (s *Store) SetDeactivated(ctx context.Context, did string, at *time.Time, e
 	}
 	return events, nil
 }
+
+// Preferences implements store.Store.
+func (s *Store) Preferences(ctx context.Context, did string) ([]byte, error) {
+	var prefs []byte
+	err := s.readRow(ctx, "SELECT preferences FROM account_pref WHERE did = ?", did).Scan(&prefs)
+	if errors.Is(err, sql.ErrNoRows) {
+		return []byte("[]"), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read preferences: %w", err)
+	}
+	return prefs, nil
+}
+
+// PutPreferences implements store.Store.
+func (s *Store) PutPreferences(ctx context.Context, did string, prefs []byte) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		_, err := s.exec(ctx, tx, `INSERT INTO account_pref (did, preferences) VALUES (?, ?)
+			ON CONFLICT (did) DO UPDATE SET preferences = excluded.preferences`, did, prefs)
+		if err != nil {
+			return fmt.Errorf("store preferences: %w", err)
+		}
+		return nil
+	})
+}

@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Commits", testCommits},
 		{"Deactivation", testDeactivation},
 		{"Blobs", testBlobs},
+		{"Preferences", testPreferences},
 		{"EventSequence", testEventSequence},
 	}
 	for _, tt := range tests {
@@ -327,5 +328,21 @@ func testDeactivation(t *testing.T, s store.Store) {
 	}
 	if _, err := s.SetDeactivated(ctx, "did:plc:nobody", nil, nil); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("unknown account: %v", err)
+	}
+}
+
+func testPreferences(t *testing.T, s store.Store) {
+	a := newAccount(1)
+	mustCreate(t, s, a)
+	if got, err := s.Preferences(ctx, a.DID); err != nil || string(got) != "[]" {
+		t.Errorf("no preferences = %s, %v", got, err)
+	}
+	for _, prefs := range []string{`[{"$type":"app.bsky.actor.defs#adultContentPref","enabled":true}]`, `[]`} {
+		if err := s.PutPreferences(ctx, a.DID, []byte(prefs)); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Preferences(ctx, a.DID); string(got) != prefs {
+			t.Errorf("preferences = %s, want %s", got, prefs)
+		}
 	}
 }

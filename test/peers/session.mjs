@@ -138,5 +138,23 @@ await expectXrpcError(
 )
 assert.equal((await agent.com.atproto.server.getSession()).data.handle, newHandle)
 
+// preferences are stored per account; app passwords do not see personal details
+await agent.app.bsky.actor.putPreferences({
+  preferences: [
+    { $type: 'app.bsky.actor.defs#adultContentPref', enabled: true },
+    { $type: 'app.bsky.actor.defs#personalDetailsPref', birthDate: '2000-01-01T00:00:00.000Z' },
+  ],
+})
+const prefs = await agent.app.bsky.actor.getPreferences()
+assert.deepEqual(prefs.data.preferences.map((p) => p.$type), [
+  'app.bsky.actor.defs#adultContentPref',
+  'app.bsky.actor.defs#personalDetailsPref',
+])
+await expectXrpcError(
+  agent.app.bsky.actor.putPreferences({ preferences: [{ $type: 'com.example.pref' }] }),
+  'InvalidRequest',
+  'a preference outside app.bsky',
+)
+
 const creds = await agent.com.atproto.identity.getRecommendedDidCredentials()
 console.log(JSON.stringify({ did, handle: newHandle, credentials: creds.data }))
