@@ -109,6 +109,7 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		Hostname:       cfg.Service.Hostname,
 		Logger:         log.With("component", "account"),
 	})
+	forwarder := newProxy(cfg, st, log)
 	api := xrpc.New(xrpc.Config{
 		Version:       version,
 		AdminPassword: string(cfg.Secrets.AdminPassword),
@@ -126,6 +127,7 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		Records:       recs,
 		Blobs:         blobSvc,
 		Firehose:      seq,
+		Proxy:         forwarder,
 		Tokens:        tokens,
 		Store:         st,
 		Handles:       resolver,

@@ -233,7 +233,9 @@ func (s *Server) serveXRPC(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method != rt.method && !(rt.method == http.MethodGet && r.Method == http.MethodHead) {
-		writeError(w, invalidRequest("Incorrect HTTP method ("+r.Method+") expected "+rt.method))
+		// The official PDS sends a method with the wrong verb on to its
+		// proxy, which answers for it; so does this server.
+		s.serveProxied(w, r, nsid)
 		return
 	}
 	if rt.auth != authNone {

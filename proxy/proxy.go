@@ -1,0 +1,199 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hearth-pds/hearth/identity"
+	"github.com/hearth-pds/hearth/identity/diddoc"
+	"github.com/hearth-pds/hearth/serviceauth"
+	"github.com/hearth-pds/hearth/xrpc"
+)
+
+// The official PDS's defaults (PDS_PROXY_HEADERS_TIMEOUT,
+// PDS_PROXY_BODY_TIMEOUT, PDS_PROXY_MAX_RESPONSE_SIZE).
+const (
+	DefaultHeadersTimeout  = 10 * time.Second
+	DefaultBodyTimeout     = 30 * time.Second
+	DefaultMaxResponseSize = 10 << 20
+)
+
+// Config configures a Proxy.
+type Config struct {
+	// AppView receives app.bsky.* and every other method without a more
+	// specific default (PDS_BSKY_APP_VIEW_URL, PDS_BSKY_APP_VIEW_DID).
+	AppView Upstream
+	// ModService receives the tools.ozone methods of the official list
+	// (PDS_MOD_SERVICE_URL, _DID); ReportService receives createReport
+	// (PDS_REPORT_SERVICE_URL, _DID).
+	ModService    Upstream
+	ReportService Upstream
+	// AllowPrivate lets upstreams be plain http and on private or
+	// loopback addresses (PDS_DISABLE_SSRF_PROTECTION, dev mode).
+	AllowPrivate bool
+	// HeadersTimeout bounds the wait for an upstream's response headers,
+	// BodyTimeout the silence between two chunks of its body;
+	// MaxResponseSize caps a response body in bytes. Zero values take the
+	// official defaults.
+	HeadersTimeout  time.Duration
+	BodyTimeout     time.Duration
+	MaxResponseSize int64
+	Logger          *slog.Logger
+}
+
+// Tokens mints service-auth tokens for hosted accounts
+// (serviceauth.Issuer does).
+type Tokens interface {
+	Token(ctx context.Context, iss, aud, lxm string) (string, error)
+	GetServiceAuth(ctx context.Context, c serviceauth.Caller, req serviceauth.Request) (string, error)
+}
+
+// Documents resolves DID documents (diddoc.Resolver does).
+type Documents interface {
+	Resolve(ctx context.Context, did string) (*diddoc.Document, error)
+}
+
+var (
+	_ Tokens     = (*serviceauth.Issuer)(nil)
+	_ Documents  = (*diddoc.Resolver)(nil)
+	_ xrpc.Proxy = (*Proxy)(nil)
+)
+
+// Proxy forwards XRPC requests this server does not serve itself.
+type Proxy struct {
+	cfg       Config
+	tokens    Tokens
+	docs      Documents
+	transport http.RoundTripper
+	log       *slog.Logger
+}
+
+// New builds a Proxy. Upstream connections go through the outbound guard
+// (public addresses over https only) unless cfg.AllowPrivate.
+func New(cfg Config, tokens Tokens, docs Documents) *Proxy {
+	if cfg.HeadersTimeout <= 0 {
+		cfg.HeadersTimeout = DefaultHeadersTimeout
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = DefaultBodyTimeout
+	}
+	if cfg.MaxResponseSize <= 0 {
+		cfg.MaxResponseSize = DefaultMaxResponseSize
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Proxy{cfg: cfg, tokens: tokens, docs: docs, transport: newTransport(cfg), log: cfg.Logger}
+}
+
+// newTransport is the guarded dialer of identity.GuardedClient with the
+// proxy's own limits: a response-header timeout, no overall timeout
+// (bodies stream as long as they keep moving), no automatic decompression
+// (bodies pass through as encoded), and enough idle connections per host
+// for a busy AppView.
+func newTransport(cfg Config) http.RoundTripper {
+	base := identity.GuardedClient(cfg.AllowPrivate, cfg.HeadersTimeout).Transport.(*http.Transport)
+	t := base.Clone()
+	t.ResponseHeaderTimeout = cfg.HeadersTimeout
+	t.DisableCompression = true
+	t.MaxIdleConns = 256
+	t.MaxIdleConnsPerHost = 64
+	t.IdleConnTimeout = 90 * time.Second
+	t.ForceAttemptHTTP2 = false
+	if cfg.AllowPrivate {
+		return t
+	}
+	return httpsOnly{t}
+}
+
+// httpsOnly refuses plain-http upstreams, as the official agent does when
+// SSRF protection is on.
+type httpsOnly struct{ next http.RoundTripper }
+
+func (h httpsOnly) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Scheme != "https" {
+		return nil, fmt.Errorf("forbidden protocol %q", r.URL.Scheme+":")
+	}
+	return h.next.RoundTrip(r)
+}
+
+// errBadTokenMethod: a protected method, or a privileged one without a
+// privileged session.
+var errBadTokenMethod = &xrpc.Error{Status: http.StatusBadRequest, Name: "InvalidToken", Message: "Bad token method"}
+
+// ServeXRPC implements xrpc.Proxy in the official order: protected
+// methods are refused, then the upstream is picked (header or default),
+// then the caller authenticated, privileged methods checked, and the
+// request forwarded with a service-auth token of the caller's.
+func (p *Proxy) ServeXRPC(w http.ResponseWriter, r *http.Request, nsid string, authenticate func(privileged bool) (string, error)) error {
+	err := p.serve(w, r, nsid, authenticate)
+	var ue *UpstreamError
+	if errors.As(err, &ue) {
+		if ue.Name == "" {
+			// xrpc always writes a name; the official PDS then writes none.
+			ue.Write(w)
+			return nil
+		}
+		return &xrpc.Error{Status: ue.Status, Name: ue.Name, Message: ue.Message}
+	}
+	return err
+}
+
+func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, nsid string, authenticate func(bool) (string, error)) error {
+	if serviceauth.Protected(nsid) {
+		return errBadTokenMethod
+	}
+	if h, ok := p.local(r, nsid); ok {
+		return h(w, r, nsid, authenticate)
+	}
+	t, err := p.resolveTarget(r.Context(), r.Header, nsid)
+	if err != nil {
+		return err
+	}
+	did, err := p.auth(w, nsid, authenticate)
+	if err != nil {
+		return err
+	}
+	token, err := p.tokens.Token(r.Context(), did, t.aud, nsid)
+	if err != nil {
+		return err
+	}
+	return p.forward(w, r, t.origin, token)
+}
+
+// auth authenticates the caller, marking the response private as the
+// official verifier does before it checks anything, and checks privileged
+// methods.
+func (p *Proxy) auth(w http.ResponseWriter, nsid string, authenticate func(bool) (string, error)) (string, error) {
+	setAuthHeaders(w)
+	did, err := authenticate(false)
+	if err != nil {
+		return "", err
+	}
+	if serviceauth.Privileged(nsid) {
+		if _, err := authenticate(true); err != nil {
+			return "", errBadTokenMethod
+		}
+	}
+	return did, nil
+}
+
+func setAuthHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Cache-Control", "private")
+	for _, v := range h.Values("Vary") {
+		for _, f := range strings.Split(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(f), "Authorization") {
+				return
+			}
+		}
+	}
+	h.Add("Vary", "Authorization")
+}
+
+type localHandler func(w http.ResponseWriter, r *http.Request, nsid string, authenticate func(bool) (string, error)) error
