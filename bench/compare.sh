@@ -3,6 +3,8 @@
 #
 #   bench/compare.sh [load flags...]       e.g. bench/compare.sh -duration 10s -c 16 -accounts 50
 #   bench/compare.sh records               the record preset (issue 3), see RECORD_FLAGS below
+#   bench/compare.sh blobs                 the blob preset (issue 4), see BLOB_FLAGS below
+#   BLOBSTORE=s3 bench/compare.sh blobs    the same with both servers' blobs on S3 (versitygw)
 #
 # Builds Hearth and runs `hearth dev` (its embedded PLC directory) in a
 # temporary data directory; when the official PDS's tools are present
@@ -17,6 +19,8 @@
 # Environment: HEARTH_PORT (42583), HEARTH_PLC_PORT (42582), OFFICIAL_PORT
 # (42683), OFFICIAL_PLC_PORT (42682), OFFICIAL_PG_PORT (42632),
 # IDLE_SECONDS (10), KEEP=1 keeps the work directory (logs, JSON reports),
+# BLOBSTORE (disk; s3: both servers keep blobs in their own bucket of one
+# versitygw on 127.0.0.1:$S3_PORT (42690), from scripts/install-test-peers.sh),
 # OFFICIAL_FLAGS: load flags for the official PDS only, after the common
 # ones (a later flag wins), e.g. OFFICIAL_FLAGS="-sizes 1000,10000" where
 # filling 100k records would take the official PDS too long.
@@ -33,11 +37,19 @@ set -euo pipefail
 RECORD_FLAGS=(-phases createRecord-seq,createRecord-conc,createRecord-1repo,repoSize,getRepo,firehose
   -c 16 -records 1000 -sizes 1000,10000,100000 -size-samples 200 -getrepo-records 10000 -getrepo-n 5
   -subscribers 500 -firehose-rate 20 -firehose-commits 200)
+# The blob preset: uploadBlob then getBlob (of blobs records reference) at
+# 64 KiB, 1 MiB and 16 MiB, 4 clients, up to 400 requests or 512 MiB per
+# size. Both servers take uploads up to 100 MiB (the official start.sh's
+# PDS_BLOB_UPLOAD_LIMIT, set for Hearth below too).
+BLOB_FLAGS=(-phases blobs-upload,blobs-get -c 4 -blob-sizes 64k,1m,16m -blob-n 400 -blob-bytes 512m)
 OFFICIAL_FLAGS_DEFAULT=""
 if [ "${1:-}" = records ]; then
   shift
   set -- "${RECORD_FLAGS[@]}" "$@"
   OFFICIAL_FLAGS_DEFAULT="-sizes 1000,10000"
+elif [ "${1:-}" = blobs ]; then
+  shift
+  set -- "${BLOB_FLAGS[@]}" "$@"
 fi
 read -r -a OFFICIAL_FLAGS <<<"${OFFICIAL_FLAGS-$OFFICIAL_FLAGS_DEFAULT}"
 
@@ -50,10 +62,14 @@ OFFICIAL_PORT="${OFFICIAL_PORT:-42683}"
 OFFICIAL_PLC_PORT="${OFFICIAL_PLC_PORT:-42682}"
 OFFICIAL_PG_PORT="${OFFICIAL_PG_PORT:-42632}"
 IDLE_SECONDS="${IDLE_SECONDS:-10}"
+BLOBSTORE="${BLOBSTORE:-disk}"
+S3_PORT="${S3_PORT:-42690}"
+case "$BLOBSTORE" in disk | s3) ;; *) echo "!! BLOBSTORE must be disk or s3" >&2; exit 2 ;; esac
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/hearth-bench.XXXXXX")"
 HEARTH_PID=""
 OFFICIAL_STARTED=""
+S3_PID=""
 
 log() { echo "== $*" >&2; }
 
@@ -73,9 +89,16 @@ stop_official() {
   rm -rf "$OFFICIAL_DIR/run" # the next run starts from an empty server
   OFFICIAL_STARTED=""
 }
+stop_s3() {
+  [ -n "$S3_PID" ] || return 0
+  kill -TERM "$S3_PID" 2>/dev/null || true
+  wait "$S3_PID" 2>/dev/null || true
+  S3_PID=""
+}
 cleanup() {
   stop_hearth
   stop_official
+  stop_s3
   if [ "${KEEP:-}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
@@ -106,17 +129,53 @@ VERSION="$(cd "$ROOT" && git describe --tags --always --dirty 2>/dev/null || ech
 (cd "$ROOT" && CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$VERSION" -o "$WORK/bin/hearth" ./cmd/hearth \
   && go build -o "$WORK/bin/load" ./bench/load)
 
+# --- S3 (BLOBSTORE=s3) -----------------------------------------------------------
+# One versitygw, a bucket per server. Buckets are made with curl's SigV4
+# (versitygw wants x-amz-content-sha256: here the hash of an empty body).
+HEARTH_S3_ENV=()
+OFFICIAL_S3_ENV=()
+if [ "$BLOBSTORE" = s3 ]; then
+  VERSITYGW="$ROOT/.peers/bin/versitygw"
+  [ -x "$VERSITYGW" ] || { echo "!! $VERSITYGW missing: run scripts/install-test-peers.sh" >&2; exit 1; }
+  port_free "$S3_PORT" || { echo "!! port $S3_PORT is in use (set S3_PORT)" >&2; exit 1; }
+  S3_KEY="bench$(openssl rand -hex 6)"
+  S3_SECRET="$(openssl rand -hex 20)"
+  mkdir -p "$WORK/s3"
+  env -u AWS_CA_BUNDLE ROOT_ACCESS_KEY="$S3_KEY" ROOT_SECRET_KEY="$S3_SECRET" \
+    "$VERSITYGW" --port "127.0.0.1:$S3_PORT" --quiet posix "$WORK/s3" >"$WORK/s3.log" 2>&1 &
+  S3_PID=$!
+  for bucket in hearth-bench official-bench; do
+    for ((i = 0; i < 100; i++)); do
+      code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 --aws-sigv4 "aws:amz:us-east-1:s3" --user "$S3_KEY:$S3_SECRET" \
+        -H "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" \
+        -X PUT "http://127.0.0.1:$S3_PORT/$bucket" || true)"
+      [ "$code" = 200 ] && break
+      sleep 0.1
+    done
+    [ "$code" = 200 ] || { echo "!! versitygw: could not make bucket $bucket (HTTP $code)" >&2; cat "$WORK/s3.log" >&2; exit 1; }
+  done
+  s3_env() { # bucket
+    echo PDS_BLOBSTORE_S3_BUCKET="$1" PDS_BLOBSTORE_S3_REGION=us-east-1 PDS_BLOBSTORE_S3_ENDPOINT="http://127.0.0.1:$S3_PORT" \
+      PDS_BLOBSTORE_S3_FORCE_PATH_STYLE=true PDS_BLOBSTORE_S3_ACCESS_KEY_ID="$S3_KEY" PDS_BLOBSTORE_S3_SECRET_ACCESS_KEY="$S3_SECRET"
+  }
+  read -r -a HEARTH_S3_ENV <<<"$(s3_env hearth-bench)"
+  read -r -a OFFICIAL_S3_ENV <<<"$(s3_env official-bench)"
+  log "versitygw on http://127.0.0.1:$S3_PORT (pid $S3_PID), buckets hearth-bench and official-bench"
+fi
+
 # --- Hearth --------------------------------------------------------------------
 # A clean environment: only what dev mode needs, so no PDS_* variable of
-# the caller's shell changes the configuration under test.
+# the caller's shell changes the configuration under test. The upload limit
+# is the official start.sh's.
 env -i PATH="$PATH" HOME="${HOME:-/}" TMPDIR="${TMPDIR:-/tmp}" \
   PDS_DATA_DIRECTORY="$WORK/hearth" PDS_PORT="$HEARTH_PORT" HEARTH_DEV_PLC_PORT="$HEARTH_PLC_PORT" \
-  PDS_INVITE_REQUIRED=true LOG_ENABLED=false \
+  PDS_INVITE_REQUIRED=true LOG_ENABLED=false PDS_BLOB_UPLOAD_LIMIT=104857600 \
+  ${HEARTH_S3_ENV[@]+"${HEARTH_S3_ENV[@]}"} \
   "$WORK/bin/hearth" dev >"$WORK/hearth.log" 2>&1 &
 HEARTH_PID=$!
 wait_http "http://127.0.0.1:$HEARTH_PORT/xrpc/_health" 30 || { cat "$WORK/hearth.log" >&2; exit 1; }
 HEARTH_ADMIN="$(jq -r .adminPassword "$WORK/hearth/dev-secrets.json")"
-log "hearth $("$WORK/bin/hearth" version) on http://127.0.0.1:$HEARTH_PORT (pid $HEARTH_PID, embedded plc on :$HEARTH_PLC_PORT)"
+log "hearth $("$WORK/bin/hearth" version) on http://127.0.0.1:$HEARTH_PORT (pid $HEARTH_PID, embedded plc on :$HEARTH_PLC_PORT, blobs on $BLOBSTORE)"
 
 # --- the official PDS ----------------------------------------------------------
 if [ -x "$OFFICIAL_TOOLS/start.sh" ]; then
@@ -135,9 +194,18 @@ if [ -x "$OFFICIAL_TOOLS/start.sh" ]; then
   OFFICIAL_STARTED=1
   # start.sh makes the admin password (run/pds.env) and defaults to no
   # invites; require them, as Hearth does, so both do the same work.
-  PDS_PORT="$OFFICIAL_PORT" PLC_PORT="$OFFICIAL_PLC_PORT" PG_PORT="$OFFICIAL_PG_PORT" \
+  START="$OFFICIAL_TOOLS/start.sh"
+  if [ "$BLOBSTORE" = s3 ]; then
+    # start.sh sets a disk location, and the official PDS refuses both: a
+    # copy of the tools without that line, the S3 settings from the env.
+    cp -r "$OFFICIAL_TOOLS" "$WORK/official-tools"
+    sed -i '/^ *PDS_BLOBSTORE_DISK_LOCATION=/d' "$WORK/official-tools/start.sh"
+    START="$WORK/official-tools/start.sh"
+  fi
+  env -u AWS_CA_BUNDLE ${OFFICIAL_S3_ENV[@]+"${OFFICIAL_S3_ENV[@]}"} \
+    PDS_PORT="$OFFICIAL_PORT" PLC_PORT="$OFFICIAL_PLC_PORT" PG_PORT="$OFFICIAL_PG_PORT" \
     PDS_INVITE_REQUIRED=true PDS_RATE_LIMITS_ENABLED=false LOG_ENABLED=false \
-    "$OFFICIAL_TOOLS/start.sh" "$OFFICIAL_DIR" >&2
+    "$START" "$OFFICIAL_DIR" >&2
   OFFICIAL_PID="$(cat "$OFFICIAL_DIR/run/pds.pid")"
   OFFICIAL_ADMIN="$(sed -n 's/^PDS_ADMIN_PASSWORD=//p' "$OFFICIAL_DIR/run/pds.env")"
 else

@@ -312,13 +312,18 @@ func (s *Service) head(ctx context.Context, src repo.BlockSource, did syntax.DID
 	return repo.LoadHead(ctx, src, did, c)
 }
 
-// signingKey returns an account's parsed signing key. Keys do not change
-// while an account lives here, so each is read and parsed once.
 // claimBlobs checks that the account uploaded every blob the writes
-// reference and moves first-time ones out of the temporary area. The move
-// happens before the commit: if the commit then fails, the blob stays an
-// unreferenced upload for the collector, never a reference to nothing.
+// reference and moves first-time ones out of the temporary area. Every
+// reference is checked before any is moved, so a refused write moves
+// nothing. The moves happen before the commit: if the commit then fails,
+// a moved blob stays an unreferenced upload for the collector, never a
+// reference to nothing.
 func (s *Service) claimBlobs(ctx context.Context, did string, refs []atdata.Blob) error {
+	type move struct {
+		key string
+		c   cid.Cid
+	}
+	var moves []move
 	seen := map[string]bool{}
 	for _, ref := range refs {
 		c := ref.Ref.String()
@@ -341,16 +346,21 @@ func (s *Service) claimBlobs(ctx context.Context, did string, refs []atdata.Blob
 		if ref.MimeType != b.MimeType {
 			return &Error{"InvalidMimeType", fmt.Sprintf("Referenced Mimetype does not match stored blob. Expected: %s, Got: %s", b.MimeType, ref.MimeType)}
 		}
-		if ref.Size >= 0 && ref.Size != b.Size {
+		if ref.Size != b.Size {
 			return &Error{"InvalidSize", fmt.Sprintf("Referenced Size does not match stored blob. Expected: %d, Got: %d", b.Size, ref.Size)}
 		}
-		if err := s.blobs.MakePermanent(ctx, did, b.TempKey, ref.Ref.CID()); err != nil {
-			return fmt.Errorf("make blob %s of %s permanent: %w", b.CID, did, err)
+		moves = append(moves, move{b.TempKey, ref.Ref.CID()})
+	}
+	for _, m := range moves {
+		if err := s.blobs.MakePermanent(ctx, did, m.key, m.c); err != nil {
+			return fmt.Errorf("make blob %s of %s permanent: %w", m.c, did, err)
 		}
 	}
 	return nil
 }
 
+// signingKey returns an account's parsed signing key. Keys do not change
+// while an account lives here, so each is read and parsed once.
 func (s *Service) signingKey(ctx context.Context, did string) (atcrypto.PrivateKey, error) {
 	if k, ok := s.keys.Load(did); ok {
 		return k.(atcrypto.PrivateKey), nil
@@ -445,6 +455,13 @@ func (s *Service) prepare(did syntax.DID, w Write, validate *bool) (prepared, er
 		p.status = status
 	}
 	p.blobs = atdata.ExtractBlobs(record)
+	for _, b := range p.blobs {
+		// A {cid, mimeType} ref (atdata gives it size -1) names no size to
+		// check; the official PDS refuses to write new ones.
+		if b.Size < 0 {
+			return p, invalidRequest("Legacy blobs are not allowed (%s)", b.Ref)
+		}
+	}
 	cbor, err := atdata.MarshalCBOR(record)
 	if err != nil {
 		return p, invalidRequest("Invalid record: %v", err)

@@ -2,12 +2,14 @@
 // createAccount (sequential and concurrent); createRecord (sequential, and
 // concurrent across accounts or on one repository), createRecord at repo
 // sizes, getRepo and firehose delivery to many subscribers (records.go,
-// firehose.go). It reports throughput, latency percentiles and, given the
+// firehose.go); uploadBlob and getBlob throughput at blob sizes
+// (blobs.go). It reports throughput, latency percentiles and, given the
 // server's PID, its RSS and the CPU time it spent in each phase. It also
 // prints two saved reports side by side.
 //
 //	go run ./bench/load -url http://127.0.0.1:2583 -pid 1234    # PDS_ADMIN_PASSWORD from the env
 //	go run ./bench/load -phases createRecord-seq,firehose -c 16 -pid 1234
+//	go run ./bench/load -phases blobs-upload,blobs-get -blob-sizes 64k,1m,16m -c 4 -pid 1234
 //	go run ./bench/load -compare official.json,hearth.json
 //
 // Every phase is bounded in requests and in time, and the tool refuses any
@@ -84,6 +86,7 @@ const (
 var allPhases = []string{
 	phaseDescribe, phaseGetSession, phaseCreateSess, phaseAccountSeq, phaseAccountConc,
 	phaseRecordSeq, phaseRecordConc, phaseRecordOne, phaseRepoSize, phaseGetRepo, phaseFirehose,
+	phaseBlobUpload, phaseBlobGet,
 }
 
 type options struct {
@@ -111,6 +114,8 @@ type options struct {
 	Subscribers    int
 	FirehoseRate   float64 // commits per second
 	FirehoseN      int     // commits
+
+	blobOptions // blobs.go
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -143,6 +148,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.IntVar(&o.Subscribers, "subscribers", 500, "firehose: WebSocket subscribers")
 	fs.Float64Var(&o.FirehoseRate, "firehose-rate", 20, "firehose: createRecords per second")
 	fs.IntVar(&o.FirehoseN, "firehose-commits", 200, "firehose: createRecords made while subscribed")
+	var blobSizes string
+	o.blobOptions.flags(fs, &blobSizes)
 	fs.StringVar(&compare, "compare", "", "print saved JSON reports A,B side by side with ratios A/B, and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: load [flags]\n       load -compare A.json,B.json\n\n"+
@@ -189,6 +196,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		o.Phases = append(o.Phases, p)
 	}
 	if err := o.validate(); err != nil {
+		return usageError{err}
+	}
+	if err := o.blobOptions.parse(blobSizes); err != nil {
 		return usageError{err}
 	}
 	rep, err := load(ctx, o, stderr)
@@ -345,7 +355,7 @@ func load(ctx context.Context, o options, logw io.Writer) (*Report, error) {
 				n += o.Accounts
 			case phaseRecordConc:
 				n += o.Concurrency
-			case phaseRecordSeq, phaseRecordOne, phaseGetRepo, phaseFirehose:
+			case phaseRecordSeq, phaseRecordOne, phaseGetRepo, phaseFirehose, phaseBlobUpload, phaseBlobGet:
 				n++
 			case phaseRepoSize:
 				n += len(o.Sizes) // at most one account per size
@@ -427,6 +437,8 @@ func (s *session) phase(ctx context.Context, name string) ([]Phase, error) {
 	case phaseFirehose:
 		ph, err := s.firehose(ctx)
 		return []Phase{ph}, err
+	case phaseBlobUpload, phaseBlobGet:
+		return s.blobPhase(ctx, name)
 	}
 	ph, err := s.accountPhase(ctx, name)
 	return []Phase{ph}, err
