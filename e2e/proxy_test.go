@@ -478,3 +478,27 @@ func closedPort(t *testing.T) string {
 	ln.Close()
 	return port
 }
+
+// TestReadAfterWrite drives the built binary with @atproto/api against a
+// test AppView scripted to lag (an atproto-repo-rev from before the
+// writes, views without them): a post, a reply and a profile change made
+// just before show in getAuthorFeed, getTimeline, getProfile and
+// getPostThread, each view fetched from the AppView with a verified token.
+func TestReadAfterWrite(t *testing.T) {
+	h, svcs := startProxied(t, testenv.StartEmbeddedPLC(t))
+	out := testenv.RunNode(t, "readafterwrite.mjs", 2*time.Minute,
+		"PDS_URL="+h.URL, "ADMIN_PASSWORD="+h.AdminPassword, "APPVIEW_URL="+svcs.AppView.URL,
+		"HANDLE=raw"+strconv.FormatInt(time.Now().UnixNano()%1e6, 36)+".test")
+	var got struct{ DID string }
+	if err := json.Unmarshal(out, &got); err != nil || got.DID == "" {
+		t.Fatalf("readafterwrite.mjs output %q: %v", out, err)
+	}
+	for _, nsid := range []string{"app.bsky.feed.getAuthorFeed", "app.bsky.feed.getTimeline", "app.bsky.actor.getProfile", "app.bsky.feed.getPostThread"} {
+		r := svcs.AppView.Last(nsid)
+		if r == nil {
+			t.Errorf("%s never reached the AppView", nsid)
+			continue
+		}
+		checkToken(t, *r, got.DID, svcs.AppView.DID, nsid)
+	}
+}

@@ -24,9 +24,11 @@ import (
 	"github.com/hearth-pds/hearth/handle"
 	"github.com/hearth-pds/hearth/identity"
 	"github.com/hearth-pds/hearth/lexicons"
+	"github.com/hearth-pds/hearth/readafterwrite"
 	"github.com/hearth-pds/hearth/records"
 	"github.com/hearth-pds/hearth/repo"
 	"github.com/hearth-pds/hearth/sequencer"
+	"github.com/hearth-pds/hearth/serviceauth"
 	"github.com/hearth-pds/hearth/store"
 	"github.com/hearth-pds/hearth/store/sqlite"
 	"github.com/hearth-pds/hearth/xrpc"
@@ -109,7 +111,20 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		Hostname:       cfg.Service.Hostname,
 		Logger:         log.With("component", "account"),
 	})
-	forwarder := newProxy(cfg, st, log)
+	// One issuer signs the proxy's tokens and getServiceAuth's, sharing
+	// its cache of parsed keys.
+	issuer := serviceauth.NewIssuer(st)
+	forwarder := newProxy(cfg, issuer, log)
+	// The read-after-write views exist with an AppView only, as in the
+	// official PDS.
+	var views xrpc.Views
+	if cfg.AppView.Configured() {
+		views = readafterwrite.New(readafterwrite.Config{
+			PublicURL:     cfg.PublicURL(),
+			CDNURLPattern: cfg.AppView.CDNURLPattern,
+			Logger:        log.With("component", "readafterwrite"),
+		}, forwarder, st)
+	}
 	api := xrpc.New(xrpc.Config{
 		Version:       version,
 		AdminPassword: string(cfg.Secrets.AdminPassword),
@@ -128,6 +143,8 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		Blobs:         blobSvc,
 		Firehose:      seq,
 		Proxy:         forwarder,
+		ServiceAuth:   issuer,
+		Views:         views,
 		Tokens:        tokens,
 		Store:         st,
 		Handles:       resolver,

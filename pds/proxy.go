@@ -7,7 +7,6 @@ import (
 	"github.com/hearth-pds/hearth/identity/diddoc"
 	"github.com/hearth-pds/hearth/proxy"
 	"github.com/hearth-pds/hearth/serviceauth"
-	"github.com/hearth-pds/hearth/store"
 )
 
 // newProxy builds the forwarding of methods not served here: a cached
@@ -15,7 +14,7 @@ import (
 // signed with each account's repo key, and the configured upstreams. It
 // is always set, even without an AppView: proxy headers still work, and
 // the proxy answers "No service configured" itself in the official order.
-func newProxy(cfg config.Config, st store.Store, log *slog.Logger) *proxy.Proxy {
+func newProxy(cfg config.Config, issuer *serviceauth.Issuer, log *slog.Logger) *proxy.Proxy {
 	docs := diddoc.New(diddoc.Config{
 		PLCURL:       cfg.Identity.PLCURL,
 		StaleTTL:     cfg.Identity.CacheStaleTTL,
@@ -33,5 +32,5 @@ func newProxy(cfg config.Config, st store.Store, log *slog.Logger) *proxy.Proxy 
 		ReportService: upstream(cfg.ReportService),
 		AllowPrivate:  cfg.Outbound.DisableSSRFProtection,
 		Logger:        log.With("component", "proxy"),
-	}, serviceauth.NewIssuer(st), docs)
+	}, issuer, docs)
 }

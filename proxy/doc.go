@@ -29,16 +29,18 @@
 //     UpstreamFailure "Upstream service unreachable".
 //   - A body larger than 10 MiB, or silent for 30 s, is cut: the status
 //     and headers are already out, so the client sees a broken transfer.
-//   - getFeed, getServiceAuth and createReport are routes of their own
-//     there (see local.go): parameters are checked before the session,
+//   - getFeed and createReport are routes of their own there (see
+//     local.go): getFeed's parameters are checked before the session,
 //     and createReport authenticates before it looks at the proxy header.
+//     getServiceAuth is a route of Hearth's table (xrpc), served by
+//     serviceauth.Issuer.
 //
 // # Where we differ, on purpose
 //
 // The official PDS answers some bad input with a 500 (its checks throw):
-// a proxy header naming something that is not a did:plc or did:web,
-// bad getServiceAuth and getFeed parameters, a feed whose record the
-// AppView does not have, and any error of the report service. Like the
+// a proxy header naming something that is not a did:plc or did:web, bad
+// getFeed parameters, a feed whose record the AppView does not have, and
+// any error of the report service. Like the
 // rest of Hearth we answer those with a 400 saying what is wrong, or pass
 // the upstream's error on as the catch-all does.
 //

@@ -168,6 +168,9 @@ type UpstreamError struct {
 	Status  int
 	Name    string
 	Message string
+	// Rev is the upstream's atproto-repo-rev header, not relayed: read
+	// after write answers a getPostThread NotFound from local records.
+	Rev string
 }
 
 func (e *UpstreamError) Error() string {
@@ -207,7 +210,7 @@ func (p *Proxy) upstreamError(resp *http.Response) *UpstreamError {
 	if status == http.StatusInternalServerError {
 		status = http.StatusBadGateway
 	}
-	e := &UpstreamError{Status: status}
+	e := &UpstreamError{Status: status, Rev: resp.Header.Get("Atproto-Repo-Rev")}
 	e.Name, _ = payload.Error.(string)
 	e.Message, _ = payload.Message.(string)
 	if e.Name == "" {
@@ -232,8 +235,12 @@ var jsonType = regexp.MustCompile(`(?i)application/(?:\w+\+)?json`)
 
 // decoded reads a whole (small) body, undoing gzip or deflate encoding.
 func decoded(resp *http.Response, limit int64) ([]byte, error) {
-	var r io.Reader = io.LimitReader(resp.Body, limit+1)
-	switch strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding"))) {
+	return decodeBody(resp.Body, resp.Header.Get("Content-Encoding"), limit)
+}
+
+func decodeBody(body io.Reader, encoding string, limit int64) ([]byte, error) {
+	var r io.Reader = io.LimitReader(body, limit+1)
+	switch strings.ToLower(strings.TrimSpace(encoding)) {
 	case "", "identity":
 	case "gzip", "x-gzip":
 		gz, err := gzip.NewReader(r)

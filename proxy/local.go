@@ -14,14 +14,12 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
 
-	"github.com/hearth-pds/hearth/serviceauth"
 	"github.com/hearth-pds/hearth/xrpc"
 )
 
 const (
 	getFeedNSID         = "app.bsky.feed.getFeed"
 	getFeedSkeletonNSID = "app.bsky.feed.getFeedSkeleton"
-	getServiceAuthNSID  = "com.atproto.server.getServiceAuth"
 	getRecordNSID       = "com.atproto.repo.getRecord"
 )
 
@@ -35,37 +33,12 @@ var errInternal = &xrpc.Error{Status: http.StatusInternalServerError, Name: "Int
 func (p *Proxy) local(r *http.Request, nsid string) (localHandler, bool) {
 	get := r.Method == http.MethodGet || r.Method == http.MethodHead
 	switch {
-	case nsid == getServiceAuthNSID && get:
-		return p.getServiceAuth, true
 	case nsid == getFeedNSID && get && p.cfg.AppView.Configured():
 		return p.getFeed, true
 	case nsid == createReport && r.Method == http.MethodPost:
 		return p.createReport, true
 	}
 	return nil, false
-}
-
-// getServiceAuth serves com.atproto.server.getServiceAuth: parameters
-// first, then the session, then serviceauth's rules.
-func (p *Proxy) getServiceAuth(w http.ResponseWriter, r *http.Request, _ string, authenticate func(bool) (string, error)) error {
-	req, err := serviceauth.ParseRequest(r.URL.Query())
-	if err != nil {
-		return err
-	}
-	did, err := p.auth(w, "", authenticate)
-	if err != nil {
-		return err
-	}
-	caller := serviceauth.Caller{DID: did}
-	if req.Method != "" && serviceauth.Privileged(req.Method) {
-		_, err := authenticate(true)
-		caller.Privileged = err == nil
-	}
-	token, err := p.tokens.GetServiceAuth(r.Context(), caller, req)
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, map[string]string{"token": token})
 }
 
 // getFeed serves app.bsky.feed.getFeed as the official PDS does when an

@@ -34,6 +34,8 @@ type Piped struct {
 	// Content-Encoding says; reading fails past MaxResponseSize or after
 	// BodyTimeout without data.
 	Body io.ReadCloser
+
+	limit int64 // the proxy's MaxResponseSize
 }
 
 // Pipethrough forwards a GET or HEAD request to the upstream for nsid
@@ -99,6 +101,7 @@ func (p *Proxy) Pipethrough(r *http.Request, nsid string, opts PipeOptions) (*Pi
 		Header:      responseHeaders(resp.Header, true),
 		ContentType: ct,
 		Body:        newCappedBody(resp.Body, cancel, p.cfg.MaxResponseSize, p.cfg.BodyTimeout),
+		limit:       p.cfg.MaxResponseSize,
 	}, nil
 }
 
@@ -117,6 +120,20 @@ func (pd *Piped) Write(w http.ResponseWriter) error {
 		panic(errAborted)
 	}
 	return nil
+}
+
+// Decoded reads the whole body, undoing a gzip or deflate content
+// encoding, and closes it: for a caller that rewrites the answer. Any
+// other encoding is an error.
+func (pd *Piped) Decoded() ([]byte, error) {
+	defer pd.Body.Close()
+	// The capped body enforces the size limit on the encoded bytes; the
+	// decoded ones are held to the same limit.
+	limit := pd.limit
+	if limit <= 0 {
+		limit = DefaultMaxResponseSize
+	}
+	return decodeBody(pd.Body, pd.Header.Get("Content-Encoding"), limit)
 }
 
 // cappedBody enforces the response size cap and the idle timeout on a

@@ -50,7 +50,6 @@ type Config struct {
 // (serviceauth.Issuer does).
 type Tokens interface {
 	Token(ctx context.Context, iss, aud, lxm string) (string, error)
-	GetServiceAuth(ctx context.Context, c serviceauth.Caller, req serviceauth.Request) (string, error)
 }
 
 // Documents resolves DID documents (diddoc.Resolver does).

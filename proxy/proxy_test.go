@@ -100,10 +100,6 @@ func (fakeTokens) Token(_ context.Context, iss, aud, lxm string) (string, error)
 	return iss + "|" + aud + "|" + lxm, nil
 }
 
-func (fakeTokens) GetServiceAuth(_ context.Context, c serviceauth.Caller, r serviceauth.Request) (string, error) {
-	return "sa|" + c.DID + "|" + r.Audience, nil
-}
-
 // fakeDocs serves one DID document naming an upstream.
 type fakeDocs map[string]*diddoc.Document
 
@@ -330,8 +326,6 @@ func TestRouting(t *testing.T) {
 		{"unknown DID", "GET", "/xrpc/x.y.z", hdr(authed, "did:plc:nobody#x"), false, 400, ""},
 		{"not a DID", "GET", "/xrpc/x.y.z", hdr(authed, "nobody#x"), false, 400, ""},
 		{"no auth", "GET", "/xrpc/x.y.z", nil, false, 401, ""},
-		{"service auth", "GET", "/xrpc/com.atproto.server.getServiceAuth?aud=" + chat, authed, false, 200, ""},
-		{"service auth without aud", "GET", "/xrpc/com.atproto.server.getServiceAuth", nil, false, 400, ""},
 	} {
 		got = nil
 		w := call(p, tt.method, tt.target, tt.header, tt.appPassword)

@@ -113,6 +113,12 @@ type RecordRef struct {
 	Rev        string
 }
 
+// IndexedRecord is a record index row with the time it was indexed.
+type IndexedRecord struct {
+	RecordRef
+	IndexedAt time.Time
+}
+
 // Commit is one signed repository write, applied atomically: the new
 // blocks, the new head, the record index changes and the firehose events.
 type Commit struct {
@@ -248,6 +254,12 @@ type Store interface {
 	// ListRecords lists a collection in record-key order, after cursor
 	// (exclusive; "" from the start), descending when reverse.
 	ListRecords(ctx context.Context, did, collection string, limit int, cursor string, reverse bool) ([]RecordRef, error)
+	// RecordsSince lists up to limit records of did last written at a rev
+	// after since, oldest rev first (then by collection and key). It lists
+	// none when did has no record at or before since: such a since comes
+	// from before the repository lived here (a migrated account) and
+	// every record would look new.
+	RecordsSince(ctx context.Context, did, since string, limit int) ([]IndexedRecord, error)
 	// Collections lists the collections a repository has records in.
 	Collections(ctx context.Context, did string) ([]string, error)
 	// ListRepos lists hosted repositories by DID after cursor.

@@ -118,6 +118,11 @@ func (s *Services) Close() {
 //     (&body=1: sends headers at once, then stalls the body).
 //   - com.example.size?bytes=N[&chunked=1]: a JSON-typed body of N bytes,
 //     with a content-length unless chunked.
+//
+// Any method can also be scripted with a canned answer ([Service.Script],
+// or a POST of a [Scripted] with its "nsid" to /_script from a script run
+// outside Go): a lagging AppView answers with an old atproto-repo-rev
+// and without the newest records. The token is still checked first.
 type Service struct {
 	Name      string
 	DID       string
@@ -130,8 +135,35 @@ type Service struct {
 	ln       net.Listener
 	services *Services // set on the AppView, to reach the feed generator
 
-	mu  sync.Mutex
-	got []Received
+	mu       sync.Mutex
+	got      []Received
+	scripted map[string]Scripted
+}
+
+// Scripted is a canned answer: status (200 when 0), headers and a JSON
+// body.
+type Scripted struct {
+	NSID   string            `json:"nsid"`
+	Status int               `json:"status"`
+	Header map[string]string `json:"header"`
+	Body   json.RawMessage   `json:"body"`
+}
+
+// Script makes the service answer a.NSID with a from now on.
+func (s *Service) Script(a Scripted) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.scripted == nil {
+		s.scripted = map[string]Scripted{}
+	}
+	s.scripted[a.NSID] = a
+}
+
+func (s *Service) script(nsid string) (Scripted, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.scripted[nsid]
+	return a, ok
 }
 
 // Received is one request a service got.
@@ -280,6 +312,16 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(s.Requests())
 		return
 	}
+	if r.URL.Path == "/_script" && r.Method == http.MethodPost {
+		var a Scripted
+		if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&a); err != nil || a.NSID == "" {
+			http.Error(w, "want a JSON Scripted with an nsid", http.StatusBadRequest)
+			return
+		}
+		s.Script(a)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	nsid, ok := strings.CutPrefix(r.URL.Path, "/xrpc/")
 	if !ok {
 		http.NotFound(w, r)
@@ -328,6 +370,19 @@ func (s *Service) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			msg = "Authentication Required"
 		}
 		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "AuthenticationRequired", "message": msg})
+		return
+	}
+	if a, ok := s.script(nsid); ok {
+		for k, v := range a.Header {
+			w.Header().Set(k, v)
+		}
+		status := a.Status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.WriteHeader(status)
+		w.Write(a.Body)
 		return
 	}
 	s.answer(w, r, &rec)

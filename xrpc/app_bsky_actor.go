@@ -29,3 +29,21 @@ func (s *Server) putPreferences(w http.ResponseWriter, r *http.Request, c caller
 	}
 	return s.accounts.PutPreferences(r.Context(), c.DID, prefs, c.Scope != account.ScopeAppPass)
 }
+
+// viewMethods are the AppView views served through Views.
+var viewMethods = []string{
+	"app.bsky.actor.getProfile",
+	"app.bsky.actor.getProfiles",
+	"app.bsky.feed.getTimeline",
+	"app.bsky.feed.getAuthorFeed",
+	"app.bsky.feed.getActorLikes",
+	"app.bsky.feed.getPostThread",
+}
+
+// readAfterWrite serves an AppView view with the caller's records the
+// AppView has not indexed yet patched in (app.bsky.actor.getProfile,
+// getProfiles, app.bsky.feed.getTimeline, getAuthorFeed, getActorLikes,
+// getPostThread).
+func (s *Server) readAfterWrite(w http.ResponseWriter, r *http.Request, c caller) error {
+	return s.views.ServeView(w, r, r.PathValue("nsid"), c.DID)
+}

@@ -3,8 +3,10 @@ package xrpc
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 
 	"github.com/hearth-pds/hearth/account"
+	"github.com/hearth-pds/hearth/serviceauth"
 	"github.com/hearth-pds/hearth/store"
 )
 
@@ -280,4 +282,30 @@ func (s *Server) activateAccount(w http.ResponseWriter, r *http.Request, c calle
 		return invalidRequest("A request body was provided when none was expected")
 	}
 	return s.accounts.Activate(r.Context(), c.DID)
+}
+
+// checkServiceAuthParams checks getServiceAuth's parameters before the
+// session, in the official order (where they are a 500; here a 400 that
+// says what is wrong).
+func checkServiceAuthParams(q url.Values) error {
+	_, err := serviceauth.ParseRequest(q)
+	return err
+}
+
+// getServiceAuth mints a token of the caller's for another service
+// (com.atproto.server.getServiceAuth); privileged methods need a full
+// session or a privileged app password.
+func (s *Server) getServiceAuth(w http.ResponseWriter, r *http.Request, c caller) error {
+	req, err := serviceauth.ParseRequest(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	token, err := s.serviceAuth.GetServiceAuth(r.Context(), serviceauth.Caller{
+		DID:        c.DID,
+		Privileged: c.Scope == account.ScopeAccess || c.Scope == account.ScopeAppPassPrivileged,
+	}, req)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, map[string]string{"token": token})
 }

@@ -26,6 +26,12 @@ type clientError interface {
 	XRPCError() (name, message string)
 }
 
+// statusError is implemented by refusals that carry their HTTP status
+// (serviceauth.Error, proxy.UpstreamError); it wins over statusByName.
+type statusError interface {
+	HTTPStatus() int
+}
+
 // statusByName is the HTTP status of each error name a domain package may
 // return; names not listed are 400, like the official PDS's InvalidRequest
 // family.
@@ -96,6 +102,9 @@ func toError(err error, log *slog.Logger, r *http.Request) *Error {
 		status, ok := statusByName[name]
 		if !ok {
 			status = http.StatusBadRequest
+		}
+		if se, ok := ce.(statusError); ok && se.HTTPStatus() >= 400 {
+			status = se.HTTPStatus()
 		}
 		return &Error{Status: status, Name: name, Message: msg}
 	}

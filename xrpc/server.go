@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/hearth-pds/hearth/account"
 	"github.com/hearth-pds/hearth/blobs"
 	"github.com/hearth-pds/hearth/records"
+	"github.com/hearth-pds/hearth/serviceauth"
 )
 
 // maxJSONBody is the largest JSON request body accepted, the official
@@ -53,6 +55,18 @@ type Proxy interface {
 	ServeXRPC(w http.ResponseWriter, r *http.Request, nsid string, authenticate func(privileged bool) (did string, err error)) error
 }
 
+// ServiceAuth mints the tokens com.atproto.server.getServiceAuth asks
+// for (serviceauth.Issuer does).
+type ServiceAuth interface {
+	GetServiceAuth(ctx context.Context, c serviceauth.Caller, req serviceauth.Request) (string, error)
+}
+
+// Views serves the AppView views the caller's newer records are patched
+// into (readafterwrite.Viewer does): view nsid for the account did.
+type Views interface {
+	ServeView(w http.ResponseWriter, r *http.Request, nsid, did string) error
+}
+
 // HandleResolver resolves handles hosted elsewhere.
 type HandleResolver interface {
 	ResolveHandle(ctx context.Context, h syntax.Handle) (syntax.DID, error)
@@ -70,7 +84,13 @@ type Config struct {
 	Firehose http.Handler
 	// Proxy forwards methods not served here; nil answers them as the
 	// official PDS does without an AppView.
-	Proxy   Proxy
+	Proxy Proxy
+	// ServiceAuth serves com.atproto.server.getServiceAuth; nil leaves
+	// the method to the proxy.
+	ServiceAuth ServiceAuth
+	// Views serves the read-after-write views (set with an AppView); nil
+	// leaves them to the proxy.
+	Views   Views
 	Tokens  *account.Tokens
 	Store   Pinger
 	Handles HandleResolver
@@ -92,6 +112,8 @@ type Server struct {
 	blobs         *blobs.Service
 	firehose      http.Handler
 	proxy         Proxy
+	serviceAuth   ServiceAuth
+	views         Views
 	tokens        *account.Tokens
 	store         Pinger
 	handles       HandleResolver
@@ -100,7 +122,10 @@ type Server struct {
 	logRequests   bool
 
 	methods map[string]route
-	mux     *http.ServeMux
+	// params are checked before auth, as the official PDS checks every
+	// method's parameters first; listed where tests pin that order.
+	params map[string]func(url.Values) error
+	mux    *http.ServeMux
 }
 
 // handlerFunc is an XRPC method: it writes its response or returns an error
@@ -124,6 +149,8 @@ func New(cfg Config) *Server {
 		blobs:         cfg.Blobs,
 		firehose:      cfg.Firehose,
 		proxy:         cfg.Proxy,
+		serviceAuth:   cfg.ServiceAuth,
+		views:         cfg.Views,
 		tokens:        cfg.Tokens,
 		store:         cfg.Store,
 		handles:       cfg.Handles,
@@ -151,6 +178,7 @@ func New(cfg Config) *Server {
 		"com.atproto.server.getAccountInviteCodes":          {get, authAccessFull, s.getAccountInviteCodes},
 		"com.atproto.server.deactivateAccount":              {post, authAccessFull, s.deactivateAccount},
 		"com.atproto.server.activateAccount":                {post, authAccessFull, s.activateAccount},
+		"com.atproto.server.getServiceAuth":                 {get, authAccess, s.getServiceAuth},
 		"com.atproto.admin.disableInviteCodes":              {post, authAdmin, s.disableInviteCodes},
 		"com.atproto.identity.resolveHandle":                {get, authNone, s.resolveHandle},
 		"com.atproto.identity.updateHandle":                 {post, authPrivileged, s.updateHandle},
@@ -164,6 +192,12 @@ func New(cfg Config) *Server {
 		"com.atproto.repo.describeRepo":                     {get, authNone, s.describeRepo},
 		"app.bsky.actor.getPreferences":                     {get, authAccess, s.getPreferences},
 		"app.bsky.actor.putPreferences":                     {post, authAccess, s.putPreferences},
+		"app.bsky.actor.getProfile":                         {get, authAccess, s.readAfterWrite},
+		"app.bsky.actor.getProfiles":                        {get, authAccess, s.readAfterWrite},
+		"app.bsky.feed.getTimeline":                         {get, authAccess, s.readAfterWrite},
+		"app.bsky.feed.getAuthorFeed":                       {get, authAccess, s.readAfterWrite},
+		"app.bsky.feed.getActorLikes":                       {get, authAccess, s.readAfterWrite},
+		"app.bsky.feed.getPostThread":                       {get, authAccess, s.readAfterWrite},
 		"com.atproto.repo.uploadBlob":                       {post, authAccess, s.uploadBlob},
 		"com.atproto.repo.listMissingBlobs":                 {get, authAccess, s.listMissingBlobs},
 		"com.atproto.sync.getBlob":                          {get, authNone, s.syncGetBlob},
@@ -176,6 +210,19 @@ func New(cfg Config) *Server {
 		"com.atproto.sync.getHead":                          {get, authNone, s.syncGetHead},
 		"com.atproto.sync.getRepoStatus":                    {get, authNone, s.syncGetRepoStatus},
 		"com.atproto.sync.listRepos":                        {get, authNone, s.syncListRepos},
+	}
+	s.params = map[string]func(url.Values) error{
+		"com.atproto.server.getServiceAuth": checkServiceAuthParams,
+	}
+	if s.serviceAuth == nil {
+		delete(s.methods, "com.atproto.server.getServiceAuth")
+	}
+	if s.views == nil {
+		// Without an AppView the official PDS has no such routes: its
+		// catch-all answers them.
+		for _, nsid := range viewMethods {
+			delete(s.methods, nsid)
+		}
 	}
 
 	mux := http.NewServeMux()
@@ -237,6 +284,12 @@ func (s *Server) serveXRPC(w http.ResponseWriter, r *http.Request) {
 		// proxy, which answers for it; so does this server.
 		s.serveProxied(w, r, nsid)
 		return
+	}
+	if check, ok := s.params[nsid]; ok {
+		if err := check(r.URL.Query()); err != nil {
+			writeError(w, toError(err, s.log, r))
+			return
+		}
 	}
 	if rt.auth != authNone {
 		// Responses that depend on who asks must not be shared by caches.

@@ -254,6 +254,31 @@ func (s *Store) ListRecords(ctx context.Context, did, collection string, limit i
 	return out, rows.Err()
 }
 
+// RecordsSince implements store.Store, in one statement so the check
+// for an older record and the listing see the same state.
+func (s *Store) RecordsSince(ctx context.Context, did, since string, limit int) ([]store.IndexedRecord, error) {
+	rows, err := s.readQuery(ctx, `SELECT collection, rkey, cid, rev, indexed_at FROM record
+		WHERE did = ? AND rev > ? AND EXISTS (SELECT 1 FROM record WHERE did = ? AND rev <= ?)
+		ORDER BY rev, collection, rkey LIMIT ?`, did, since, did, since, limit)
+	if err != nil {
+		return nil, fmt.Errorf("records since %s: %w", since, err)
+	}
+	defer rows.Close()
+	var out []store.IndexedRecord
+	for rows.Next() {
+		var (
+			r       store.IndexedRecord
+			indexed string
+		)
+		if err := rows.Scan(&r.Collection, &r.RKey, &r.CID, &r.Rev, &indexed); err != nil {
+			return nil, fmt.Errorf("records since %s: %w", since, err)
+		}
+		r.IndexedAt = parseTime(indexed)
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
 // Collections implements store.Store.
 func (s *Store) Collections(ctx context.Context, did string) ([]string, error) {
 	rows, err := s.readQuery(ctx, "SELECT DISTINCT collection FROM record WHERE did = ? ORDER BY collection", did)

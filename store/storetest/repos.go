@@ -168,3 +168,69 @@ func testEventSequence(t *testing.T, s store.Store) {
 		t.Errorf("seq after pruning = %d", evs[0].Seq)
 	}
 }
+
+// RecordsSince lists what was written after a rev, oldest first, and
+// nothing when no record is as old as the rev asked about.
+func testRecordsSince(t *testing.T, s store.Store) {
+	a, other := newAccount(1), newAccount(2)
+	mustCreate(t, s, a)
+	mustCreate(t, s, other)
+	head := map[string]string{a.DID: a.RootCID, other.DID: other.RootCID}
+	commit := func(did, rev string, puts ...store.RecordRef) {
+		t.Helper()
+		c := store.Commit{DID: did, PrevCID: head[did], CID: "c" + rev + did, Rev: rev, Puts: puts}
+		if _, err := s.ApplyCommit(ctx, c); err != nil {
+			t.Fatalf("commit %s: %v", rev, err)
+		}
+		head[did] = c.CID
+	}
+	post := func(rkey, cid string) store.RecordRef {
+		return store.RecordRef{Collection: "app.bsky.feed.post", RKey: rkey, CID: cid}
+	}
+	commit(a.DID, "3m1aaaaaaaaaa", post("3ka", "a1"), post("3kb", "b1"))
+	commit(a.DID, "3m2aaaaaaaaaa", post("3kc", "c1"), store.RecordRef{Collection: "app.bsky.actor.profile", RKey: "self", CID: "p1"})
+	commit(a.DID, "3m3aaaaaaaaaa", post("3ka", "a2"))
+	commit(other.DID, "3m4aaaaaaaaaa", post("3kz", "z1"))
+
+	keys := func(rs []store.IndexedRecord) []string {
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.Rev+" "+r.Collection+"/"+r.RKey+" "+r.CID)
+		}
+		return out
+	}
+	for _, tt := range []struct {
+		name  string
+		since string
+		limit int
+		want  []string
+	}{
+		{"after the first commit", "3m1aaaaaaaaaa", 10, []string{
+			"3m2aaaaaaaaaa app.bsky.actor.profile/self p1",
+			"3m2aaaaaaaaaa app.bsky.feed.post/3kc c1",
+			"3m3aaaaaaaaaa app.bsky.feed.post/3ka a2",
+		}},
+		{"limited", "3m1aaaaaaaaaa", 2, []string{
+			"3m2aaaaaaaaaa app.bsky.actor.profile/self p1",
+			"3m2aaaaaaaaaa app.bsky.feed.post/3kc c1",
+		}},
+		{"up to date", "3m3aaaaaaaaaa", 10, nil},
+		{"ahead", "3m9aaaaaaaaaa", 10, nil},
+		// No record is that old: the rev predates the repository here.
+		{"before every record", a.Rev, 10, nil},
+		{"empty", "", 10, nil},
+	} {
+		got, err := s.RecordsSince(ctx, a.DID, tt.since, tt.limit)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if fmt.Sprint(keys(got)) != fmt.Sprint(tt.want) {
+			t.Errorf("%s: RecordsSince(%q, %d) = %q, want %q", tt.name, tt.since, tt.limit, keys(got), tt.want)
+		}
+		for _, r := range got {
+			if time.Since(r.IndexedAt) > time.Minute || time.Until(r.IndexedAt) > time.Second {
+				t.Errorf("%s: %s indexed at %v, want about now", tt.name, r.RKey, r.IndexedAt)
+			}
+		}
+	}
+}

@@ -27,6 +27,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AppPasswords", testAppPasswords},
 		{"RefreshTokenRotation", testRefreshRotation},
 		{"Commits", testCommits},
+		{"RecordsSince", testRecordsSince},
 		{"Deactivation", testDeactivation},
 		{"Blobs", testBlobs},
 		{"Preferences", testPreferences},
