@@ -502,3 +502,29 @@ func TestReadAfterWrite(t *testing.T) {
 		checkToken(t, *r, got.DID, svcs.AppView.DID, nsid)
 	}
 }
+
+// TestRegisterPush: push registration goes to the notification service
+// the body names (here the AppView), with a token addressed to it.
+func TestRegisterPush(t *testing.T) {
+	h, svcs := startProxied(t, testenv.StartEmbeddedPLC(t))
+	c := &client{t: t, base: h.URL, admin: h.AdminPassword}
+	c.signUp("push.test", "push@example.com", "push-password", c.invite(1))
+	s := c.login("push.test", "push-password")
+	body := `{"serviceDid":"` + svcs.AppView.DID + `","token":"device-token","platform":"ios","appId":"xyz.example.app"}`
+	for _, nsid := range []string{"app.bsky.notification.registerPush", "app.bsky.notification.unregisterPush"} {
+		c.mustPost(nsid, bearer(s.AccessJwt), body)
+		got := svcs.AppView.Last(nsid)
+		if got == nil {
+			t.Fatalf("%s did not reach the notification service", nsid)
+		}
+		checkToken(t, *got, s.DID, svcs.AppView.DID, nsid)
+		if !strings.Contains(string(got.Body), "device-token") {
+			t.Errorf("%s body %q", nsid, got.Body)
+		}
+	}
+	status, resp := c.raw("POST", "app.bsky.notification.registerPush", merge(bearer(s.AccessJwt), ctype("application/json")),
+		`{"serviceDid":"did:plc:aaaaaaaaaaaaaaaaaaaaaaaa","token":"t","platform":"ios","appId":"a"}`)
+	if status != http.StatusBadRequest || !strings.Contains(string(resp), "invalid notification service details") {
+		t.Errorf("unknown notification service: %d %s", status, resp)
+	}
+}

@@ -37,6 +37,8 @@ func (p *Proxy) local(r *http.Request, nsid string) (localHandler, bool) {
 		return p.getFeed, true
 	case nsid == createReport && r.Method == http.MethodPost:
 		return p.createReport, true
+	case isPush(nsid) && r.Method == http.MethodPost:
+		return p.push, true
 	}
 	return nil, false
 }

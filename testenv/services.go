@@ -501,6 +501,8 @@ func (s *Service) answer(w http.ResponseWriter, r *http.Request, rec *Received) 
 		s.getFeed(w, r)
 	case rec.NSID == "app.bsky.feed.getFeedSkeleton":
 		writeJSON(w, http.StatusOK, map[string]any{"feed": []map[string]string{{"post": "at://" + caller + "/app.bsky.feed.post/3kskeleton22"}}})
+	case rec.NSID == "app.bsky.notification.registerPush", rec.NSID == "app.bsky.notification.unregisterPush":
+		w.WriteHeader(http.StatusOK)
 	case strings.HasPrefix(rec.NSID, "chat.bsky."):
 		writeJSON(w, http.StatusOK, map[string]any{"convos": []any{}, "cursor": "chat-of-" + caller})
 	case rec.NSID == "com.atproto.moderation.createReport":
