@@ -31,9 +31,11 @@ type HandleRules interface {
 	IsServiceHandle(h syntax.Handle) bool
 }
 
-// HandleResolver resolves a handle hosted elsewhere to the DID it claims.
+// HandleResolver resolves a handle hosted elsewhere to the DID it claims,
+// from a cache that Forget clears for one handle.
 type HandleResolver interface {
 	ResolveHandle(ctx context.Context, h syntax.Handle) (syntax.DID, error)
+	Forget(h syntax.Handle)
 }
 
 // Identities publishes and reads did:plc identities.
@@ -426,7 +428,9 @@ func (s *Service) UpdateHandle(ctx context.Context, did, raw string) error {
 	handle := h.String()
 	if !s.Handles.IsServiceHandle(h) {
 		// A custom domain must already point at the account, by DNS TXT
-		// or HTTPS well-known, before we publish it.
+		// or HTTPS well-known, before we publish it; asked afresh, since
+		// the user has likely just set it up.
+		s.Resolver.Forget(h)
 		got, err := s.Resolver.ResolveHandle(ctx, h)
 		if err != nil || got.String() != did {
 			return hnd.ErrExternalHandleMismatch

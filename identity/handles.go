@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
@@ -20,18 +21,45 @@ var ErrHandleNotFound = errors.New("handle not found")
 // says: a TXT record "did=<DID>" at _atproto.<handle>, else the body of
 // https://<handle>/.well-known/atproto-did. The HTTPS fetch goes through
 // the outbound guard, since the handle is user-supplied.
+//
+// Answers are cached for ttl (PDS_DID_CACHE_STALE_TTL), failures for a
+// minute, so a busy client cannot make the server hammer DNS or a slow
+// handle host.
 type HandleResolver struct {
 	client  *http.Client
 	dns     *net.Resolver
 	timeout time.Duration
+	ttl     time.Duration
+
+	mu    sync.Mutex
+	cache map[syntax.Handle]handleEntry
 }
 
-// NewHandleResolver builds a resolver; allowPrivate is for dev mode and tests.
-func NewHandleResolver(allowPrivate bool) *HandleResolver {
+type handleEntry struct {
+	did     syntax.DID
+	err     error
+	expires time.Time
+}
+
+// negativeTTL is how long a failed resolution is remembered.
+const negativeTTL = time.Minute
+
+// maxCachedHandles bounds the cache; when full it is emptied.
+const maxCachedHandles = 10000
+
+// NewHandleResolver builds a resolver; allowPrivate is for dev mode and
+// tests, timeout bounds one resolution (PDS_ID_RESOLVER_TIMEOUT) and ttl
+// how long an answer is kept.
+func NewHandleResolver(allowPrivate bool, timeout, ttl time.Duration) *HandleResolver {
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
 	return &HandleResolver{
-		client:  GuardedClient(allowPrivate, 10*time.Second),
+		client:  GuardedClient(allowPrivate, timeout),
 		dns:     net.DefaultResolver,
-		timeout: 10 * time.Second,
+		timeout: timeout,
+		ttl:     ttl,
+		cache:   make(map[syntax.Handle]handleEntry),
 	}
 }
 
@@ -41,6 +69,36 @@ const maxWellKnown = 2048
 // ResolveHandle returns the DID a handle claims, or an error wrapping
 // ErrHandleNotFound when it claims none.
 func (r *HandleResolver) ResolveHandle(ctx context.Context, h syntax.Handle) (syntax.DID, error) {
+	r.mu.Lock()
+	e, ok := r.cache[h]
+	r.mu.Unlock()
+	if ok && time.Now().Before(e.expires) {
+		return e.did, e.err
+	}
+	did, err := r.resolve(ctx, h)
+	if ctx.Err() == nil {
+		e := handleEntry{did: did, err: err, expires: time.Now().Add(r.ttl)}
+		if err != nil {
+			e.expires = time.Now().Add(negativeTTL)
+		}
+		r.mu.Lock()
+		if len(r.cache) >= maxCachedHandles {
+			clear(r.cache)
+		}
+		r.cache[h] = e
+		r.mu.Unlock()
+	}
+	return did, err
+}
+
+// Forget drops a cached answer, when a handle is known to have moved.
+func (r *HandleResolver) Forget(h syntax.Handle) {
+	r.mu.Lock()
+	delete(r.cache, h)
+	r.mu.Unlock()
+}
+
+func (r *HandleResolver) resolve(ctx context.Context, h syntax.Handle) (syntax.DID, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	did, dnsErr := r.resolveDNS(ctx, h)

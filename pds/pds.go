@@ -78,7 +78,7 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	if cfg.Identity.RecoveryDIDKey != nil {
 		plc.RecoveryKey = cfg.Identity.RecoveryDIDKey.DIDKey()
 	}
-	resolver := identity.NewHandleResolver(allowPrivate)
+	resolver := identity.NewHandleResolver(allowPrivate, cfg.Identity.ResolverTimeout, cfg.Identity.CacheStaleTTL)
 	seq, err := sequencer.New(ctx, eventLog{st}, sequencer.Config{
 		MaxBuffer: cfg.Subscription.MaxBuffer,
 		Logger:    log.With("component", "sequencer"),
