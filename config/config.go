@@ -227,6 +227,14 @@ type Outbound struct {
 	// DisableSSRFProtection allows private and loopback addresses
 	// (PDS_DISABLE_SSRF_PROTECTION, default PDS_DEV_MODE).
 	DisableSSRFProtection bool
+	// ProxyHeadersTimeout bounds the wait for a proxied upstream's response
+	// headers (PDS_PROXY_HEADERS_TIMEOUT in ms, default 10 s),
+	// ProxyBodyTimeout the silence within its body (PDS_PROXY_BODY_TIMEOUT,
+	// default 30 s), and ProxyMaxResponseSize its size in bytes
+	// (PDS_PROXY_MAX_RESPONSE_SIZE, default 10 MiB).
+	ProxyHeadersTimeout  time.Duration
+	ProxyBodyTimeout     time.Duration
+	ProxyMaxResponseSize int64
 }
 
 // Log configures the process logger. These variables have no PDS_ prefix in
@@ -282,6 +290,7 @@ func Default() Config {
 			ResolverTimeout: 3 * time.Second,
 		},
 		Invites:      Invites{Required: true},
+		Outbound:     Outbound{ProxyHeadersTimeout: 10 * time.Second, ProxyBodyTimeout: 30 * time.Second, ProxyMaxResponseSize: 10 << 20},
 		Subscription: Subscription{MaxBuffer: 500, RepoBackfillLimit: 24 * time.Hour},
 		Log:          Log{Enabled: true, Level: slog.LevelInfo},
 	}

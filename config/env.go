@@ -88,11 +88,16 @@ const (
 	envDPoPSecret     = "PDS_DPOP_SECRET"
 	envRotationKeyHex = "PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX"
 	envRotationKMS    = "PDS_PLC_ROTATION_KEY_KMS_KEY_ID"
+
+	envProxyHeadersTimeout = "PDS_PROXY_HEADERS_TIMEOUT"
+	envProxyBodyTimeout    = "PDS_PROXY_BODY_TIMEOUT"
+	envProxyMaxResponse    = "PDS_PROXY_MAX_RESPONSE_SIZE"
 )
 
 // hearthVars is every variable FromEnv reads; a test keeps it in step with
 // the parser. All are official except those named HEARTH_*, Hearth's own.
 var hearthVars = []string{
+	envProxyHeadersTimeout, envProxyBodyTimeout, envProxyMaxResponse,
 	envPort, envListenHost, envHostname, envServiceDID, envServiceName, envHomeURL, envPrivacyPolicyURL,
 	envTermsOfServiceURL, envSupportURL, envContactEmail, envBlobUploadLimit,
 	envAcceptingImports, envMaxImportSize, envDevMode,
@@ -248,6 +253,9 @@ func FromEnv(getenv func(string) string, environ []string) (Config, []string, er
 	c.RateLimits.BypassKey = Secret(p.str(envRateBypassKey, ""))
 	c.RateLimits.BypassIPs = p.ips(envRateBypassIPs)
 	c.Outbound.DisableSSRFProtection = p.bool(envDisableSSRF, s.DevMode)
+	c.Outbound.ProxyHeadersTimeout = p.ms(envProxyHeadersTimeout, c.Outbound.ProxyHeadersTimeout)
+	c.Outbound.ProxyBodyTimeout = p.ms(envProxyBodyTimeout, c.Outbound.ProxyBodyTimeout)
+	c.Outbound.ProxyMaxResponseSize = p.int64(envProxyMaxResponse, c.Outbound.ProxyMaxResponseSize)
 
 	c.Log.Enabled = p.logEnabled(envLogEnabled, c.Log.Enabled)
 	level, silent := p.logLevel(envLogLevel)

@@ -27,10 +27,13 @@ func newProxy(cfg config.Config, issuer *serviceauth.Issuer, log *slog.Logger) *
 		return proxy.Upstream{URL: u.URL, DID: u.DID.String()}
 	}
 	return proxy.New(proxy.Config{
-		AppView:       upstream(cfg.AppView.Upstream),
-		ModService:    upstream(cfg.ModService),
-		ReportService: upstream(cfg.ReportService),
-		AllowPrivate:  cfg.Outbound.DisableSSRFProtection,
-		Logger:        log.With("component", "proxy"),
+		AppView:         upstream(cfg.AppView.Upstream),
+		ModService:      upstream(cfg.ModService),
+		ReportService:   upstream(cfg.ReportService),
+		AllowPrivate:    cfg.Outbound.DisableSSRFProtection,
+		HeadersTimeout:  cfg.Outbound.ProxyHeadersTimeout,
+		BodyTimeout:     cfg.Outbound.ProxyBodyTimeout,
+		MaxResponseSize: cfg.Outbound.ProxyMaxResponseSize,
+		Logger:          log.With("component", "proxy"),
 	}, issuer, docs)
 }
