@@ -60,7 +60,7 @@ func TestPasswords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.HasPrefix(h, "$argon2id$v=19$m=19456,t=2,p=1$") {
+	if !strings.HasPrefix(h, "$argon2id$v=19$m=9216,t=4,p=1$") {
 		t.Errorf("hash %q is not argon2id PHC", h)
 	}
 	for _, tc := range []struct {

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -20,6 +21,12 @@ import (
 var version = "dev"
 
 func main() {
+	// A PDS's heap is small and mostly short-lived request garbage: collect
+	// at 50% growth rather than Go's 100%, which measured a few percent of
+	// CPU for a tenth less memory. GOGC, when set, still decides.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

@@ -45,10 +45,7 @@ var _ store.Store = (*Store)(nil)
 // Open opens (creating when absent) the database at path and applies every
 // pending migration.
 func Open(ctx context.Context, path string) (*Store, error) {
-	pragmas := []string{"busy_timeout(10000)", "foreign_keys(1)", "journal_mode(WAL)", "synchronous(NORMAL)",
-		// 8 MiB of page cache per connection: the block index of a large
-		// repository outgrows the 2 MiB default and every insert then reads.
-		"cache_size(-8192)"}
+	pragmas := []string{"busy_timeout(10000)", "foreign_keys(1)", "journal_mode(WAL)", "synchronous(NORMAL)"}
 	dsn := func(extra ...string) string {
 		q := url.Values{}
 		for _, p := range append(pragmas, extra...) {
@@ -56,7 +53,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		}
 		return "file:" + path + "?" + q.Encode()
 	}
-	write, err := sql.Open("sqlite", dsn()+"&_txlock=immediate")
+	// The writer gets 8 MiB of page cache: the block index of a large
+	// repository outgrows the 2 MiB default, and every insert then reads.
+	// Readers keep the default, so memory stays bounded with the pool.
+	write, err := sql.Open("sqlite", dsn("cache_size(-8192)")+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite writer %s: %w", path, err)
 	}
