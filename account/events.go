@@ -45,21 +45,26 @@ func accountEvent(did string, active bool, status string) store.NewEvent {
 	}}
 }
 
+// syncEvent announces a repository's current commit (#sync): a CAR of the
+// commit block alone, from which a relay restarts the repository.
+func syncEvent(did, rev string, commit repo.Block) (store.NewEvent, error) {
+	var car bytes.Buffer
+	if err := repo.WriteCAR(&car, commit.CID, []repo.Block{commit}); err != nil {
+		return store.NewEvent{}, fmt.Errorf("encode sync event: %w", err)
+	}
+	return store.NewEvent{DID: did, Kind: "sync", Encode: func(seq int64, at time.Time) ([]byte, error) {
+		return sequencer.EncodeSync(seq, &comatproto.SyncSubscribeRepos_Sync{Did: did, Blocks: car.Bytes(), Rev: rev, Time: stamp(at)})
+	}}, nil
+}
+
 // genesisEvents are the events of a new account, in the official PDS's
 // order: its identity, its status, the first commit (no ops, no since)
 // and a #sync carrying that commit, so a relay can start the repository
 // from either.
 func genesisEvents(did, handle string, root cid.Cid, rev string, blocks []repo.Block) ([]store.NewEvent, error) {
-	var all, commitOnly bytes.Buffer
+	var all bytes.Buffer
 	if err := repo.WriteCAR(&all, root, blocks); err != nil {
 		return nil, fmt.Errorf("encode genesis blocks: %w", err)
-	}
-	for _, b := range blocks {
-		if b.CID == root {
-			if err := repo.WriteCAR(&commitOnly, root, []repo.Block{b}); err != nil {
-				return nil, fmt.Errorf("encode genesis commit: %w", err)
-			}
-		}
 	}
 	commit := store.NewEvent{DID: did, Kind: "commit", Encode: func(seq int64, at time.Time) ([]byte, error) {
 		return sequencer.EncodeCommit(seq, &comatproto.SyncSubscribeRepos_Commit{
@@ -72,13 +77,17 @@ func genesisEvents(did, handle string, root cid.Cid, rev string, blocks []repo.B
 			Time:   stamp(at),
 		})
 	}}
-	sync := store.NewEvent{DID: did, Kind: "sync", Encode: func(seq int64, at time.Time) ([]byte, error) {
-		return sequencer.EncodeSync(seq, &comatproto.SyncSubscribeRepos_Sync{
-			Did:    did,
-			Blocks: commitOnly.Bytes(),
-			Rev:    rev,
-			Time:   stamp(at),
-		})
-	}}
+	var sync store.NewEvent
+	for _, b := range blocks {
+		if b.CID == root {
+			var err error
+			if sync, err = syncEvent(did, rev, b); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if sync.Encode == nil {
+		return nil, fmt.Errorf("genesis blocks lack the commit %s", root)
+	}
 	return []store.NewEvent{identityEvent(did, handle), accountEvent(did, true, ""), commit, sync}, nil
 }

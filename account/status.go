@@ -1,17 +1,14 @@
 package account
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"time"
 
-	comatproto "github.com/bluesky-social/indigo/api/atproto"
 	"github.com/ipfs/go-cid"
 
 	"github.com/hearth-pds/hearth/repo"
-	"github.com/hearth-pds/hearth/sequencer"
 	"github.com/hearth-pds/hearth/store"
 )
 
@@ -39,7 +36,7 @@ func (s *Service) Activate(ctx context.Context, did string) error {
 	if err != nil {
 		return err
 	}
-	syncEvt, err := s.syncEvent(ctx, did)
+	syncEvt, err := s.currentSyncEvent(ctx, did)
 	if err != nil {
 		return err
 	}
@@ -53,8 +50,8 @@ func (s *Service) Activate(ctx context.Context, did string) error {
 	return nil
 }
 
-// syncEvent is a #sync event for the repository's current commit.
-func (s *Service) syncEvent(ctx context.Context, did string) (store.NewEvent, error) {
+// currentSyncEvent is a #sync event for the repository's current commit.
+func (s *Service) currentSyncEvent(ctx context.Context, did string) (store.NewEvent, error) {
 	root, err := s.Store.RepoRoot(ctx, did)
 	if err != nil {
 		return store.NewEvent{}, fmt.Errorf("repo root of %s: %w", did, err)
@@ -67,12 +64,5 @@ func (s *Service) syncEvent(ctx context.Context, did string) (store.NewEvent, er
 	if err != nil {
 		return store.NewEvent{}, fmt.Errorf("commit block of %s: %w", did, err)
 	}
-	var car bytes.Buffer
-	if err := repo.WriteCAR(&car, c, []repo.Block{{CID: c, Data: data}}); err != nil {
-		return store.NewEvent{}, err
-	}
-	rev := root.Rev
-	return store.NewEvent{DID: did, Kind: "sync", Encode: func(seq int64, at time.Time) ([]byte, error) {
-		return sequencer.EncodeSync(seq, &comatproto.SyncSubscribeRepos_Sync{Did: did, Blocks: car.Bytes(), Rev: rev, Time: stamp(at)})
-	}}, nil
+	return syncEvent(did, root.Rev, repo.Block{CID: c, Data: data})
 }

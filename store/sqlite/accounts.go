@@ -123,14 +123,21 @@ func (s *Store) AccountByEmail(ctx context.Context, email string) (*store.Accoun
 
 // UpdateHandle implements store.Store.
 func (s *Store) UpdateHandle(ctx context.Context, did, handle string, evs []store.NewEvent) ([]store.Event, error) {
+	return s.updateAccount(ctx, evs, "UPDATE account SET handle = ? WHERE did = ?", handle, did)
+}
+
+// updateAccount runs one UPDATE of an account row and appends events in
+// the same transaction: ErrNotFound when no row matched, ErrHandleTaken
+// when the update would give two accounts one handle.
+func (s *Store) updateAccount(ctx context.Context, evs []store.NewEvent, query string, args ...any) ([]store.Event, error) {
 	var events []store.Event
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := s.exec(ctx, tx, "UPDATE account SET handle = ? WHERE did = ?", handle, did)
+		res, err := s.exec(ctx, tx, query, args...)
 		if _, ok := uniqueViolation(err); ok {
 			return store.ErrHandleTaken
 		}
 		if err != nil {
-			return fmt.Errorf("update handle: %w", err)
+			return fmt.Errorf("update account: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return store.ErrNotFound
@@ -172,22 +179,7 @@ func (s *Store) RepoRoot(ctx context.Context, did string) (*store.RepoRoot, erro
 
 // SetDeactivated implements store.Store.
 func (s *Store) SetDeactivated(ctx context.Context, did string, at *time.Time, evs []store.NewEvent) ([]store.Event, error) {
-	var events []store.Event
-	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := s.exec(ctx, tx, "UPDATE account SET deactivated_at = ? WHERE did = ?", fmtTimePtr(at), did)
-		if err != nil {
-			return fmt.Errorf("set deactivated: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return store.ErrNotFound
-		}
-		events, err = s.appendEvents(ctx, tx, evs)
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	return events, nil
+	return s.updateAccount(ctx, evs, "UPDATE account SET deactivated_at = ? WHERE did = ?", fmtTimePtr(at), did)
 }
 
 // Preferences implements store.Store.
