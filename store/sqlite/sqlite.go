@@ -53,12 +53,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		}
 		return "file:" + path + "?" + q.Encode()
 	}
-	// The writer gets up to 32 MiB of page cache: the block index of a
-	// large repository outgrows the 2 MiB default, and every insert then
-	// reads (createRecord at 100k records: 1.6x the 1k latency with 8 MiB,
-	// 1.1x with 32). The cache only fills as the database grows. Readers
-	// keep the default, so memory stays bounded with the pool.
-	write, err := sql.Open("sqlite", dsn("cache_size(-32768)")+"&_txlock=immediate")
+	// The writer gets 8 MiB of page cache: the block index of a large
+	// repository outgrows the 2 MiB default, and every insert then reads.
+	// Readers keep the default, so memory stays bounded with the pool.
+	write, err := sql.Open("sqlite", dsn("cache_size(-8192)")+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("open sqlite writer %s: %w", path, err)
 	}
