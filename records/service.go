@@ -123,6 +123,24 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 	if err != nil {
 		return nil, invalidRequest("Invalid repo: %s", req.DID)
 	}
+	// The account's state is checked before its input, as the official
+	// PDS's auth layer does.
+	acct := req.Account
+	if acct == nil || acct.DID != did.String() {
+		acct, err = s.store.AccountByDID(ctx, did.String())
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, &Error{"AccountNotFound", "Account not found"}
+	}
+	if err != nil {
+		return nil, err
+	}
+	if acct.TakedownRef != "" {
+		return nil, &Error{"AccountTakedown", "Account has been taken down"}
+	}
+	if acct.DeactivatedAt != nil {
+		return nil, &Error{"AccountDeactivated", "Account is deactivated"}
+	}
 	prepared := make([]prepared, 0, len(req.Writes))
 	paths := make(map[string]bool, len(req.Writes))
 	for i, w := range req.Writes {
@@ -147,22 +165,6 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 	unlock := s.lock(did.String())
 	defer unlock()
 
-	acct := req.Account
-	if acct == nil || acct.DID != did.String() {
-		acct, err = s.store.AccountByDID(ctx, did.String())
-	}
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, &Error{"AccountNotFound", "Account not found"}
-	}
-	if err != nil {
-		return nil, err
-	}
-	if acct.TakedownRef != "" {
-		return nil, &Error{"AccountTakedown", "Account has been taken down"}
-	}
-	if acct.DeactivatedAt != nil {
-		return nil, &Error{"AccountDeactivated", "Account is deactivated"}
-	}
 	root, err := s.store.RepoRoot(ctx, did.String())
 	if err != nil {
 		return nil, fmt.Errorf("repo root of %s: %w", did, err)
