@@ -86,7 +86,7 @@ func startReferencePLC(t testing.TB, node, preload, bin string) (string, error) 
 	cmd := exec.Command(node, "--require", preload, bin)
 	// The server loads ./.env if present: run it where there is none.
 	cmd.Dir = t.TempDir()
-	cmd.Env = append(withoutEnv(os.Environ(), "DATABASE_URL", "PORT", "ENV"), "PORT="+strconv.Itoa(port))
+	cmd.Env = append(WithoutEnv(os.Environ(), "DATABASE_URL", "PORT", "ENV"), "PORT="+strconv.Itoa(port))
 	cmd.Stdout = out
 	cmd.Stderr = out
 	if err := cmd.Start(); err != nil {
@@ -141,7 +141,9 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func withoutEnv(env []string, names ...string) []string {
+// WithoutEnv returns env without the variables named, for starting a peer
+// that must not inherit them.
+func WithoutEnv(env []string, names ...string) []string {
 	out := env[:0:0]
 	for _, kv := range env {
 		name, _, _ := strings.Cut(kv, "=")

@@ -116,7 +116,7 @@ func startVersityGW(t testing.TB, bin, root, accessKey, secretKey string) (strin
 // caller's environment: its own VGW_* settings and root keys, and
 // AWS_CA_BUNDLE, which aws-sdk-go-v2 (inside versitygw) trips on.
 func versityEnv(env []string) []string {
-	out := withoutEnv(env, "AWS_CA_BUNDLE", "ROOT_ACCESS_KEY", "ROOT_ACCESS_KEY_ID", "ROOT_SECRET_KEY", "ROOT_SECRET_ACCESS_KEY", "LOGFILE")
+	out := WithoutEnv(env, "AWS_CA_BUNDLE", "ROOT_ACCESS_KEY", "ROOT_ACCESS_KEY_ID", "ROOT_SECRET_KEY", "ROOT_SECRET_ACCESS_KEY", "LOGFILE")
 	kept := out[:0]
 	for _, kv := range out {
 		if !strings.HasPrefix(kv, "VGW_") {

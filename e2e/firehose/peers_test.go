@@ -197,7 +197,7 @@ func startGoatConsumer(t *testing.T, name, goat, hostURL string, cursor *int64, 
 	g := &goatConsumer{name: name, stderr: &lockedBuffer{}, exited: make(chan struct{}), scanned: make(chan struct{}), counts: map[string]int{}}
 	g.cmd = exec.Command(goat, args...)
 	home := t.TempDir()
-	g.cmd.Env = append(withoutEnv(os.Environ(), "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "ALL_PROXY", "all_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR", "LOG_LEVEL", "GO_LOG_LEVEL"),
+	g.cmd.Env = append(testenv.WithoutEnv(os.Environ(), "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy", "ALL_PROXY", "all_proxy", "SSL_CERT_FILE", "SSL_CERT_DIR", "LOG_LEVEL", "GO_LOG_LEVEL"),
 		"HOME="+home, "XDG_CONFIG_HOME="+home, "XDG_STATE_HOME="+home, "XDG_DATA_HOME="+home,
 		"GOAT_LOG_LEVEL=info",
 		"ATP_PLC_HOST="+plc.target,
@@ -644,21 +644,4 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
-}
-
-func withoutEnv(env []string, names ...string) []string {
-	out := env[:0:0]
-	for _, kv := range env {
-		name, _, _ := strings.Cut(kv, "=")
-		drop := false
-		for _, n := range names {
-			if name == n {
-				drop = true
-			}
-		}
-		if !drop {
-			out = append(out, kv)
-		}
-	}
-	return out
 }

@@ -113,22 +113,9 @@ func (s *Store) Blob(ctx context.Context, did, cid string) (*store.Blob, error) 
 
 // ListBlobs implements store.Store.
 func (s *Store) ListBlobs(ctx context.Context, did, since, cursor string, limit int) ([]string, error) {
-	rows, err := s.readQuery(ctx, `SELECT DISTINCT rb.blob_cid FROM record_blob rb
+	return s.readStrings(ctx, "list blobs", `SELECT DISTINCT rb.blob_cid FROM record_blob rb
 		JOIN record r ON r.did = rb.did AND r.collection = rb.collection AND r.rkey = rb.rkey
 		WHERE rb.did = ? AND r.rev > ? AND rb.blob_cid > ? ORDER BY rb.blob_cid LIMIT ?`, did, since, cursor, limit)
-	if err != nil {
-		return nil, fmt.Errorf("list blobs: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			return nil, fmt.Errorf("list blobs: %w", err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
 }
 
 // MissingBlobs implements store.Store.

@@ -281,20 +281,7 @@ func (s *Store) RecordsSince(ctx context.Context, did, since string, limit int) 
 
 // Collections implements store.Store.
 func (s *Store) Collections(ctx context.Context, did string) ([]string, error) {
-	rows, err := s.readQuery(ctx, "SELECT DISTINCT collection FROM record WHERE did = ? ORDER BY collection", did)
-	if err != nil {
-		return nil, fmt.Errorf("list collections: %w", err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			return nil, fmt.Errorf("list collections: %w", err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
+	return s.readStrings(ctx, "list collections", "SELECT DISTINCT collection FROM record WHERE did = ? ORDER BY collection", did)
 }
 
 // ListRepos implements store.Store.

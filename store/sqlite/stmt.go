@@ -126,3 +126,21 @@ func (s *Store) readRow(ctx context.Context, query string, args ...any) row {
 	}
 	return st.QueryRowContext(ctx, args...)
 }
+
+// readStrings runs a read query whose rows are one string each.
+func (s *Store) readStrings(ctx context.Context, what, query string, args ...any) ([]string, error) {
+	rows, err := s.readQuery(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, fmt.Errorf("%s: %w", what, err)
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
