@@ -184,22 +184,22 @@ func (m *meter) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// Open returns a blob's metadata and a reader of it (or of a range of it)
-// for sync.getBlob. Uploads no record references, released and taken-down
-// blobs are not served.
-func (s *Service) Open(ctx context.Context, did string, c cid.Cid, offset, length int64) (*store.Blob, io.ReadCloser, error) {
-	meta, err := s.Stat(ctx, did, c)
+// Read opens a blob that Stat found servable, or the part of it from
+// offset, length bytes long (-1: to the end), for sync.getBlob.
+func (s *Service) Read(ctx context.Context, meta *store.Blob, offset, length int64) (io.ReadCloser, error) {
+	c, err := cid.Decode(meta.CID)
 	if err != nil {
-		return nil, nil, err
+		return nil, fmt.Errorf("blob %q of %s: %w", meta.CID, meta.DID, err)
 	}
-	r, _, err := s.bytes.GetRange(ctx, did, c, offset, length)
+	r, _, err := s.bytes.GetRange(ctx, meta.DID, c, offset, length)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read blob %s of %s: %w", c, did, err)
+		return nil, fmt.Errorf("read blob %s of %s: %w", c, meta.DID, err)
 	}
-	return meta, r, nil
+	return r, nil
 }
 
-// Stat returns the metadata of a servable blob.
+// Stat returns the metadata of a servable blob: uploads no record
+// references, released and taken-down blobs are not served.
 func (s *Service) Stat(ctx context.Context, did string, c cid.Cid) (*store.Blob, error) {
 	meta, err := s.store.Blob(ctx, did, c.String())
 	if errors.Is(err, store.ErrNotFound) {

@@ -156,43 +156,58 @@ func ownerOf(ctx context.Context) string {
 	return v
 }
 
-// ExportRepo writes the repository as a CAR v1 stream: the commit, then
-// every other block of the repository, or with since only those written
-// after that rev. The store keeps exactly the live blocks of a repository
-// (commits delete what they replace), so one cursor over them is the whole
-// repository: one query instead of a tree walk's query per block.
-func (s *Service) ExportRepo(ctx context.Context, w io.Writer, did, since string) error {
+// Export is a checked getRepo, ready to stream.
+type Export struct {
+	store  store.Store
+	did    string
+	since  string
+	root   cid.Cid
+	commit []byte
+}
+
+// PrepareExport checks a getRepo (servable repository, since a TID) and
+// reads its head, so refusals are XRPC errors before any byte is sent.
+func (s *Service) PrepareExport(ctx context.Context, did, since string) (*Export, error) {
+	if since != "" {
+		if _, err := syntax.ParseTID(since); err != nil {
+			return nil, invalidRequest("Invalid since: %s", since)
+		}
+	}
 	head, err := s.LatestCommit(ctx, did)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	root, err := cid.Decode(head.CID)
 	if err != nil {
-		return err
-	}
-	if since != "" {
-		if _, err := syntax.ParseTID(since); err != nil {
-			return invalidRequest("since must be a TID: %s", since)
-		}
+		return nil, fmt.Errorf("repo root of %s: %w", did, err)
 	}
 	commit, err := s.store.Block(ctx, did, head.CID)
 	if err != nil {
-		return fmt.Errorf("commit block of %s: %w", did, err)
+		return nil, fmt.Errorf("commit block of %s: %w", did, err)
 	}
-	cw, err := repo.NewCARWriter(w, root)
+	return &Export{store: s.store, did: did, since: since, root: root, commit: commit}, nil
+}
+
+// WriteTo streams the repository as a CAR v1: the commit, then every other
+// block of the repository, or with since only those written after that
+// rev. The store keeps exactly the live blocks of a repository (commits
+// delete what they replace), so one cursor over them is the whole
+// repository: one query instead of a tree walk's query per block.
+func (e *Export) WriteTo(ctx context.Context, w io.Writer) error {
+	cw, err := repo.NewCARWriter(w, e.root)
 	if err != nil {
 		return err
 	}
-	if err := cw.Write(root, commit); err != nil {
+	if err := cw.Write(e.root, e.commit); err != nil {
 		return err
 	}
-	err = s.store.BlocksSince(ctx, did, since, func(b store.Block) error {
-		if b.CID == head.CID {
-			return nil
-		}
+	err = e.store.BlocksSince(ctx, e.did, e.since, func(b store.Block) error {
 		c, err := cid.Decode(b.CID)
 		if err != nil {
-			return fmt.Errorf("block %q of %s: %w", b.CID, did, err)
+			return fmt.Errorf("block %q of %s: %w", b.CID, e.did, err)
+		}
+		if c == e.root {
+			return nil
 		}
 		return cw.Write(c, b.Content)
 	})

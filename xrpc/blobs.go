@@ -140,7 +140,7 @@ func (s *Server) syncGetBlob(w http.ResponseWriter, r *http.Request, _ caller) e
 		w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", meta.Size))
 		return &Error{http.StatusRequestedRangeNotSatisfiable, "InvalidRequest", "Range not satisfiable"}
 	}
-	_, body, err := s.blobs.Open(r.Context(), did, c, offset, length)
+	body, err := s.blobs.Read(r.Context(), meta, offset, length)
 	if err != nil {
 		return err
 	}

@@ -117,16 +117,37 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request, c caller, in *inp
 }
 
 func (s *Server) createRecord(w http.ResponseWriter, r *http.Request, c caller) error {
+	return s.writeRecord(w, r, c, func(in *input) records.Write {
+		return records.Write{
+			Action:     repo.Create,
+			Collection: in.str("collection", true),
+			RKey:       optionalRKey(in),
+			Record:     recordValue(in, "record"),
+		}
+	})
+}
+
+func (s *Server) putRecord(w http.ResponseWriter, r *http.Request, c caller) error {
+	return s.writeRecord(w, r, c, func(in *input) records.Write {
+		return records.Write{
+			Action:     records.Upsert,
+			Collection: in.str("collection", true),
+			RKey:       in.str("rkey", true),
+			Record:     recordValue(in, "record"),
+			SwapRecord: swapRecord(in, true),
+		}
+	})
+}
+
+// writeRecord serves createRecord and putRecord: one write read from the
+// body by read, applied, answered with the record's URI, CID, the commit
+// and the validation status.
+func (s *Server) writeRecord(w http.ResponseWriter, r *http.Request, c caller, read func(*input) records.Write) error {
 	in, err := readInput(w, r)
 	if err != nil {
 		return err
 	}
-	write := records.Write{
-		Action:     repo.Create,
-		Collection: in.str("collection", true),
-		RKey:       optionalRKey(in),
-		Record:     recordValue(in, "record"),
-	}
+	write := read(in)
 	validate, swapCommit := optionalValidate(in), in.str("swapCommit", false)
 	if in.err != nil {
 		return in.err
@@ -135,11 +156,6 @@ func (s *Server) createRecord(w http.ResponseWriter, r *http.Request, c caller) 
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, writeOutput(resp))
-}
-
-// writeOutput is createRecord's and putRecord's body.
-func writeOutput(resp *records.Response) map[string]any {
 	res := resp.Results[0]
 	out := map[string]any{"uri": res.URI, "cid": res.CID}
 	if cm := commitOf(resp); cm != nil {
@@ -148,30 +164,7 @@ func writeOutput(resp *records.Response) map[string]any {
 	if res.ValidationStatus != "" {
 		out["validationStatus"] = res.ValidationStatus
 	}
-	return out
-}
-
-func (s *Server) putRecord(w http.ResponseWriter, r *http.Request, c caller) error {
-	in, err := readInput(w, r)
-	if err != nil {
-		return err
-	}
-	write := records.Write{
-		Action:     records.Upsert,
-		Collection: in.str("collection", true),
-		RKey:       in.str("rkey", true),
-		Record:     recordValue(in, "record"),
-		SwapRecord: swapRecord(in, true),
-	}
-	validate, swapCommit := optionalValidate(in), in.str("swapCommit", false)
-	if in.err != nil {
-		return in.err
-	}
-	resp, err := s.apply(w, r, c, in, swapCommit, validate, []records.Write{write})
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, writeOutput(resp))
+	return writeJSON(w, out)
 }
 
 func (s *Server) deleteRecord(w http.ResponseWriter, r *http.Request, c caller) error {

@@ -58,19 +58,14 @@ func (s *Server) syncGetRepo(w http.ResponseWriter, r *http.Request, _ caller) e
 	if p.err != nil {
 		return p.err
 	}
-	// Check before streaming, so refusals are XRPC errors; the stream
-	// itself can only fail on a damaged store, mid-response.
-	if _, err := s.records.LatestCommit(r.Context(), did); err != nil {
+	export, err := s.records.PrepareExport(r.Context(), did, since)
+	if err != nil {
 		return err
-	}
-	if since != "" {
-		if _, err := syntax.ParseTID(since); err != nil {
-			return invalidRequest("Invalid since: " + since)
-		}
 	}
 	w.Header().Set("Content-Type", carType)
 	bw := bufio.NewWriterSize(w, 64<<10)
-	if err := s.records.ExportRepo(r.Context(), bw, did, since); err != nil {
+	if err := export.WriteTo(r.Context(), bw); err != nil {
+		// Mid-stream: only a damaged store or a gone client gets here.
 		s.log.Error("getRepo stream failed", "did", did, "err", err)
 		return nil
 	}
@@ -105,13 +100,7 @@ func (s *Server) syncGetBlocks(w http.ResponseWriter, r *http.Request, _ caller)
 }
 
 func (s *Server) syncGetLatestCommit(w http.ResponseWriter, r *http.Request, _ caller) error {
-	r = s.ownerContext(r)
-	p := params(r)
-	did := syncDID(p)
-	if p.err != nil {
-		return p.err
-	}
-	head, err := s.records.LatestCommit(r.Context(), did)
+	head, err := s.syncHead(r)
 	if err != nil {
 		return err
 	}
@@ -120,17 +109,22 @@ func (s *Server) syncGetLatestCommit(w http.ResponseWriter, r *http.Request, _ c
 
 // syncGetHead is the deprecated predecessor of getLatestCommit.
 func (s *Server) syncGetHead(w http.ResponseWriter, r *http.Request, _ caller) error {
-	r = s.ownerContext(r)
-	p := params(r)
-	did := syncDID(p)
-	if p.err != nil {
-		return p.err
-	}
-	head, err := s.records.LatestCommit(r.Context(), did)
+	head, err := s.syncHead(r)
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, map[string]string{"root": head.CID})
+}
+
+// syncHead reads the did parameter and returns that repository's head.
+func (s *Server) syncHead(r *http.Request) (*records.Head, error) {
+	r = s.ownerContext(r)
+	p := params(r)
+	did := syncDID(p)
+	if p.err != nil {
+		return nil, p.err
+	}
+	return s.records.LatestCommit(r.Context(), did)
 }
 
 func (s *Server) syncGetRepoStatus(w http.ResponseWriter, r *http.Request, _ caller) error {
