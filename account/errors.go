@@ -1,30 +1,18 @@
 package account
 
-import "fmt"
+import "github.com/hearth-pds/hearth/refusal"
 
-// Error is a refusal the client can act on. Name is the XRPC error name and
-// Message the text the official PDS sends for the same refusal; the xrpc
-// package maps the name to the HTTP status.
-type Error struct {
-	Name    string
-	Message string
-}
+// Error is the refusal type of every domain package.
+type Error = refusal.Error
 
-func (e *Error) Error() string { return e.Name + ": " + e.Message }
-
-// XRPCError lets the HTTP layer render the error without knowing this type.
-func (e *Error) XRPCError() (name, message string) { return e.Name, e.Message }
-
-func invalidRequest(format string, args ...any) *Error {
-	return &Error{Name: "InvalidRequest", Message: fmt.Sprintf(format, args...)}
-}
+var invalidRequest = refusal.InvalidRequest
 
 // Refusals with fixed wording.
 var (
-	ErrAuthFailed        = &Error{"AuthenticationRequired", "Invalid identifier or password"}
-	ErrNoInvite          = &Error{"InvalidInviteCode", "No invite code provided"}
-	ErrInviteUnavailable = &Error{"InvalidInviteCode", "Provided invite code not available"}
-	ErrSessionRevoked    = &Error{"ExpiredToken", "Token has been revoked"}
-	ErrAccountNotFound   = &Error{"AccountNotFound", "Account not found"}
-	ErrAccountTakedown   = &Error{"AccountTakedown", "Account has been taken down"}
+	ErrAuthFailed        = refusal.New("AuthenticationRequired", "Invalid identifier or password")
+	ErrNoInvite          = refusal.New("InvalidInviteCode", "No invite code provided")
+	ErrInviteUnavailable = refusal.New("InvalidInviteCode", "Provided invite code not available")
+	ErrSessionRevoked    = refusal.New("ExpiredToken", "Token has been revoked")
+	ErrAccountNotFound   = refusal.New("AccountNotFound", "Account not found")
+	ErrAccountTakedown   = refusal.New("AccountTakedown", "Account has been taken down")
 )

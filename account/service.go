@@ -17,6 +17,7 @@ import (
 
 	hnd "github.com/hearth-pds/hearth/handle"
 	"github.com/hearth-pds/hearth/identity"
+	"github.com/hearth-pds/hearth/refusal"
 	"github.com/hearth-pds/hearth/repo"
 	"github.com/hearth-pds/hearth/store"
 )
@@ -143,7 +144,7 @@ func (s *Service) CreateAccount(ctx context.Context, in CreateAccountInput) (*Se
 	if in.DID != "" {
 		// Bringing an existing DID (account migration) needs service auth
 		// from the account, which no anonymous request carries.
-		return nil, &Error{"AuthenticationRequired", "Missing auth to create account with did: " + in.DID}
+		return nil, refusal.New("AuthenticationRequired", "Missing auth to create account with did: "+in.DID)
 	}
 	if in.RecoveryKey != "" {
 		if _, err := atcrypto.ParsePublicDIDKey(in.RecoveryKey); err != nil {
@@ -283,7 +284,7 @@ func (s *Service) lookup(ctx context.Context, identifier string) (*store.Account
 // CreateSession logs in with the account password or an app password.
 func (s *Service) CreateSession(ctx context.Context, identifier, password string) (*Session, error) {
 	if len(password) > maxLoginPasswordLength {
-		return nil, &Error{"AuthenticationRequired", "Password too long. Consider resetting your password."}
+		return nil, refusal.New("AuthenticationRequired", "Password too long. Consider resetting your password.")
 	}
 	if identifier == "" || password == "" {
 		return nil, ErrAuthFailed

@@ -24,6 +24,7 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
 
+	"github.com/hearth-pds/hearth/refusal"
 	"github.com/hearth-pds/hearth/store"
 )
 
@@ -45,21 +46,13 @@ type Bytes interface {
 
 // Errors of the service; xrpc renders them.
 var (
-	ErrTooLarge = &Error{"PayloadTooLarge", "request entity too large"}
-	ErrNotFound = &Error{"InvalidRequest", "Blob not found"}
-	errNoType   = &Error{"InvalidRequest", "Request encoding (Content-Type) required but not provided"}
+	ErrTooLarge = refusal.New("PayloadTooLarge", "request entity too large")
+	ErrNotFound = refusal.New("InvalidRequest", "Blob not found")
+	errNoType   = refusal.New("InvalidRequest", "Request encoding (Content-Type) required but not provided")
 )
 
-// Error is a refusal the client can act on.
-type Error struct {
-	Name    string
-	Message string
-}
-
-func (e *Error) Error() string { return e.Name + ": " + e.Message }
-
-// XRPCError lets the HTTP layer render the error.
-func (e *Error) XRPCError() (name, message string) { return e.Name, e.Message }
+// Error is the refusal type of every domain package.
+type Error = refusal.Error
 
 // Service runs uploads, reads and collection.
 type Service struct {
@@ -137,7 +130,7 @@ func (s *Service) Upload(ctx context.Context, did, contentType string, declaredL
 		// repeated uploads do not pile up in the temporary area.
 		s.bytes.DeleteTemp(ctx, did, key)
 		if existing.TakedownRef != "" {
-			return nil, &Error{"InvalidRequest", "Blob has been takendown, cannot re-upload"}
+			return nil, refusal.New("InvalidRequest", "Blob has been takendown, cannot re-upload")
 		}
 		b.MimeType = existing.MimeType
 	}

@@ -1,19 +1,8 @@
 package records
 
-import "fmt"
+import "github.com/hearth-pds/hearth/refusal"
 
-// Error is a refusal the client can act on: an XRPC error name and the
-// message, as the official PDS words it where it has one.
-type Error struct {
-	Name    string
-	Message string
-}
+// Error is the refusal type of every domain package.
+type Error = refusal.Error
 
-func (e *Error) Error() string { return e.Name + ": " + e.Message }
-
-// XRPCError lets the HTTP layer render the error.
-func (e *Error) XRPCError() (name, message string) { return e.Name, e.Message }
-
-func invalidRequest(format string, args ...any) *Error {
-	return &Error{Name: "InvalidRequest", Message: fmt.Sprintf(format, args...)}
-}
+var invalidRequest = refusal.InvalidRequest

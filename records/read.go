@@ -11,6 +11,7 @@ import (
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/ipfs/go-cid"
 
+	"github.com/hearth-pds/hearth/refusal"
 	"github.com/hearth-pds/hearth/repo"
 	"github.com/hearth-pds/hearth/store"
 )
@@ -35,7 +36,7 @@ func (s *Service) ResolveRepo(ctx context.Context, raw string) (*store.Account, 
 		a, err = s.store.AccountByHandle(ctx, raw)
 	}
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, &Error{"RepoNotFound", "Could not find repo for DID: " + raw}
+		return nil, refusal.New("RepoNotFound", "Could not find repo for DID: "+raw)
 	}
 	return a, err
 }
@@ -44,7 +45,7 @@ func (s *Service) ResolveRepo(ctx context.Context, raw string) (*store.Account, 
 // version.
 func (s *Service) GetRecord(ctx context.Context, did, collection, rkey, wantCID string) (*Record, error) {
 	uri := "at://" + did + "/" + collection + "/" + rkey
-	notFound := &Error{"RecordNotFound", "Could not locate record: " + uri}
+	notFound := refusal.New("RecordNotFound", "Could not locate record: "+uri)
 	ref, err := s.store.Record(ctx, did, collection, rkey)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, notFound
@@ -129,7 +130,7 @@ func (s *Service) LatestCommit(ctx context.Context, did string) (*Head, error) {
 func (s *Service) Servable(ctx context.Context, did string) error {
 	a, err := s.store.AccountByDID(ctx, did)
 	if errors.Is(err, store.ErrNotFound) {
-		return &Error{"RepoNotFound", "Could not find repo for DID: " + did}
+		return refusal.New("RepoNotFound", "Could not find repo for DID: "+did)
 	}
 	if err != nil {
 		return err
@@ -285,7 +286,7 @@ type RepoStatus struct {
 func (s *Service) Status(ctx context.Context, did string) (*RepoStatus, error) {
 	a, err := s.store.AccountByDID(ctx, did)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, &Error{"RepoNotFound", "Could not find repo for DID: " + did}
+		return nil, refusal.New("RepoNotFound", "Could not find repo for DID: "+did)
 	}
 	if err != nil {
 		return nil, err

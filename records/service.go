@@ -24,6 +24,7 @@ import (
 	"github.com/ipfs/go-cid"
 
 	"github.com/hearth-pds/hearth/handle"
+	"github.com/hearth-pds/hearth/refusal"
 	"github.com/hearth-pds/hearth/repo"
 	"github.com/hearth-pds/hearth/store"
 )
@@ -130,16 +131,16 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 		acct, err = s.store.AccountByDID(ctx, did.String())
 	}
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, &Error{"AccountNotFound", "Account not found"}
+		return nil, refusal.New("AccountNotFound", "Account not found")
 	}
 	if err != nil {
 		return nil, err
 	}
 	if acct.TakedownRef != "" {
-		return nil, &Error{"AccountTakedown", "Account has been taken down"}
+		return nil, refusal.New("AccountTakedown", "Account has been taken down")
 	}
 	if acct.DeactivatedAt != nil {
-		return nil, &Error{"AccountDeactivated", "Account is deactivated"}
+		return nil, refusal.New("AccountDeactivated", "Account is deactivated")
 	}
 	prepared := make([]prepared, 0, len(req.Writes))
 	paths := make(map[string]bool, len(req.Writes))
@@ -175,7 +176,7 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 		}
 	}
 	if req.SwapCommit != "" && req.SwapCommit != root.CID {
-		return nil, &Error{"InvalidSwap", "Commit was at " + root.CID}
+		return nil, refusal.New("InvalidSwap", "Commit was at "+root.CID)
 	}
 	src := blockSource{store: s.store, did: did.String()}
 	headCID, err := cid.Decode(root.CID)
@@ -208,12 +209,12 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 		if p.swapRecord != nil {
 			switch {
 			case *p.swapRecord == "" && exists:
-				return nil, &Error{"InvalidSwap", "Record was at " + current.CID}
+				return nil, refusal.New("InvalidSwap", "Record was at "+current.CID)
 			case *p.swapRecord != "" && (!exists || current.CID != *p.swapRecord):
 				if exists {
-					return nil, &Error{"InvalidSwap", "Record was at " + current.CID}
+					return nil, refusal.New("InvalidSwap", "Record was at "+current.CID)
 				}
-				return nil, &Error{"InvalidSwap", "Record was at null"}
+				return nil, refusal.New("InvalidSwap", "Record was at null")
 			}
 		}
 		action := p.action
@@ -295,7 +296,7 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 		// The cached tree moved ahead of the store: drop it.
 		s.engine.Cache().Forget(did)
 		if errors.Is(err, store.ErrBlobNotFound) {
-			return nil, &Error{"BlobNotFound", "Could not find blob: " + strings.TrimPrefix(err.Error(), store.ErrBlobNotFound.Error()+": ")}
+			return nil, refusal.New("BlobNotFound", "Could not find blob: "+strings.TrimPrefix(err.Error(), store.ErrBlobNotFound.Error()+": "))
 		}
 		return nil, fmt.Errorf("store commit: %w", err)
 	}
@@ -335,7 +336,7 @@ func (s *Service) claimBlobs(ctx context.Context, did string, refs []atdata.Blob
 		seen[c] = true
 		b, err := s.store.Blob(ctx, did, c)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && b.TakedownRef != "") {
-			return &Error{"BlobNotFound", "Could not find blob: " + c}
+			return refusal.New("BlobNotFound", "Could not find blob: "+c)
 		}
 		if err != nil {
 			return err
@@ -346,10 +347,10 @@ func (s *Service) claimBlobs(ctx context.Context, did string, refs []atdata.Blob
 		// The first reference must describe the upload truthfully, as the
 		// official PDS checks (later ones are not re-checked there either).
 		if ref.MimeType != b.MimeType {
-			return &Error{"InvalidMimeType", fmt.Sprintf("Referenced Mimetype does not match stored blob. Expected: %s, Got: %s", b.MimeType, ref.MimeType)}
+			return refusal.New("InvalidMimeType", fmt.Sprintf("Referenced Mimetype does not match stored blob. Expected: %s, Got: %s", b.MimeType, ref.MimeType))
 		}
 		if ref.Size != b.Size {
-			return &Error{"InvalidSize", fmt.Sprintf("Referenced Size does not match stored blob. Expected: %d, Got: %d", b.Size, ref.Size)}
+			return refusal.New("InvalidSize", fmt.Sprintf("Referenced Size does not match stored blob. Expected: %d, Got: %d", b.Size, ref.Size))
 		}
 		moves = append(moves, move{b.TempKey, ref.Ref.CID()})
 	}
@@ -534,9 +535,9 @@ func checkKey(collection syntax.NSID, rule string, rkey syntax.RecordKey) error 
 
 func accountInactive(a *store.Account) error {
 	if a.TakedownRef != "" {
-		return &Error{"RepoTakendown", "Repo has been takendown: " + a.DID}
+		return refusal.New("RepoTakendown", "Repo has been takendown: "+a.DID)
 	}
-	return &Error{"RepoDeactivated", "Repo has been deactivated: " + a.DID}
+	return refusal.New("RepoDeactivated", "Repo has been deactivated: "+a.DID)
 }
 
 func mapRepoError(err error) error {
