@@ -56,6 +56,10 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	if cfg.Secrets.PLCRotationKey == nil {
 		return nil, errors.New("PDS_PLC_ROTATION_KEY_KMS_KEY_ID is not supported: set PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX")
 	}
+	// A server without schemas would store any record unvalidated.
+	if lexicons.Count() == 0 {
+		return nil, errors.New("built without lexicon schemas: lexicons/schemas.jsonl is empty (run `go generate ./lexicons`)")
+	}
 	dir := cfg.Storage.DataDirectory
 	if dir == "" {
 		dir = "."
@@ -89,9 +93,6 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	}
 	notifier := crawlers.New(cfg.Service.Hostname, cfg.Crawlers, 0, log.With("component", "crawlers"))
 	events := firehose{seq: seq, crawlers: notifier}
-	if lexicons.Count() == 0 {
-		log.Warn("built without lexicon schemas (run `go generate ./lexicons`): every record type is treated as unknown")
-	}
 	bytes, err := blobstore.Open(cfg.Blobstore, log.With("component", "blobstore"))
 	if err != nil {
 		st.Close()

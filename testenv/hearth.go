@@ -80,7 +80,12 @@ func Binary(t testing.TB) string {
 // failed.
 func StartHearth(t testing.TB, plcURL string, extraEnv ...string) *Hearth {
 	t.Helper()
-	bin := Binary(t)
+	return StartHearthBinary(t, Binary(t), plcURL, extraEnv...)
+}
+
+// StartHearthBinary is StartHearth with the binary bin instead of [Binary].
+func StartHearthBinary(t testing.TB, bin, plcURL string, extraEnv ...string) *Hearth {
+	t.Helper()
 	key, err := atcrypto.GeneratePrivateKeyK256()
 	if err != nil {
 		t.Fatal(err)
