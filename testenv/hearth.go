@@ -105,7 +105,8 @@ func StartHearthBinary(t testing.TB, bin, plcURL string, extraEnv ...string) *He
 		h.Port = port
 		h.URL = "http://localhost:" + strconv.Itoa(port)
 		h.Addr = "127.0.0.1:" + strconv.Itoa(port)
-		h.Env = append(os.Environ(),
+		// HEARTH_BIN is the tests' own; the server would report it as unknown.
+		h.Env = append(WithoutEnv(os.Environ(), "HEARTH_BIN"),
 			"PDS_HOSTNAME=localhost",
 			"PDS_PORT="+strconv.Itoa(port),
 			"HEARTH_LISTEN_HOST=127.0.0.1",

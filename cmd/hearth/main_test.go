@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"os"
@@ -175,4 +176,61 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// TestConfigureWarns: the start-up of serve and dev warns once about the
+// variables set that have no effect yet, naming each with its reason, and
+// once about PDS_*/HEARTH_* names nobody reads.
+func TestConfigureWarns(t *testing.T) {
+	sec, err := newSecrets()
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{
+		"PDS_HOSTNAME":       "pds.example.com",
+		"PDS_JWT_SECRET":     sec.JWTSecret,
+		"PDS_ADMIN_PASSWORD": sec.AdminPassword,
+		"PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX": sec.RotationKeyHex,
+		"PDS_RATE_LIMITS_ENABLED":                   "true",
+		"PDS_DPOP_SECRET":                           "dpop-secret",
+		"PDS_HOSTNAM":                               "typo.example.com",
+		"HEARTH_LISTEN_HOTS":                        "127.0.0.1",
+	}
+	var environ []string
+	for k, v := range env {
+		environ = append(environ, k+"="+v)
+	}
+	var out bytes.Buffer
+	if _, _, err := configure(func(k string) string { return env[k] }, environ, &out); err != nil {
+		t.Fatal(err)
+	}
+	var notYet, unknown []map[string]any
+	for line := range strings.Lines(out.String()) {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if rec["level"] != "WARN" {
+			continue
+		}
+		switch {
+		case rec["variables"] != nil:
+			notYet = append(notYet, rec)
+		case rec["names"] != nil:
+			unknown = append(unknown, rec)
+		}
+	}
+	if len(notYet) != 1 || len(unknown) != 1 {
+		t.Fatalf("%d not-yet and %d unknown warnings, want one each:\n%s", len(notYet), len(unknown), out.String())
+	}
+	vars, _ := notYet[0]["variables"].(map[string]any)
+	if len(vars) != 2 || !strings.Contains(fmt.Sprint(vars["PDS_RATE_LIMITS_ENABLED"]), "rate limits") || vars["PDS_DPOP_SECRET"] == nil {
+		t.Errorf("not-yet warning names %v, want PDS_DPOP_SECRET and PDS_RATE_LIMITS_ENABLED with reasons", vars)
+	}
+	if got, want := fmt.Sprint(unknown[0]["names"]), "[HEARTH_LISTEN_HOTS PDS_HOSTNAM]"; got != want {
+		t.Errorf("unknown warning names %s, want %s", got, want)
+	}
+	if strings.Contains(out.String(), "dpop-secret") {
+		t.Error("a warning shows a secret's value")
+	}
 }

@@ -27,7 +27,10 @@ func serve(ctx context.Context, getenv func(string) string, environ []string, st
 }
 
 // configure reads the configuration from the environment and builds the
-// logger it asks for, then reports the variables it reads but does not use.
+// logger it asks for, then reports what in environ does nothing: official
+// variables Hearth does not read (debug), variables whose feature has not
+// landed (one warning naming each, with why) and PDS_*/HEARTH_* names
+// nobody reads, most likely typos (a warning).
 func configure(getenv func(string) string, environ []string, stdout io.Writer) (config.Config, *slog.Logger, error) {
 	cfg, ignored, err := config.FromEnv(getenv, environ)
 	if err != nil {
@@ -36,6 +39,16 @@ func configure(getenv func(string) string, environ []string, stdout io.Writer) (
 	log := newLogger(cfg.Log, stdout)
 	for _, name := range ignored {
 		log.Debug("environment variable accepted but not used", "name", name)
+	}
+	if set := config.NotYetSet(environ); len(set) > 0 {
+		why := make(map[string]string, len(set))
+		for _, v := range set {
+			why[v.Name] = v.Reason
+		}
+		log.Warn("environment variables set that have no effect yet", "variables", why)
+	}
+	if unknown := config.UnknownNames(environ); len(unknown) > 0 {
+		log.Warn("unknown environment variables: neither Hearth nor the official PDS reads them (a typo?)", "names", unknown)
 	}
 	return cfg, log, nil
 }
