@@ -12,8 +12,8 @@ import (
 // PlainInstall copies the files a commit of the module would hold (tracked
 // and untracked ones, never git-ignored ones such as generated output) to a
 // temporary folder and runs a plain `go install ./cmd/hearth` there, with
-// no Makefile and no generate step, the way a user who runs
-// `go install github.com/hearth-pds/hearth/cmd/hearth@latest` builds it.
+// no Makefile and no generate step: what `go install module@version`
+// builds from a module download, which holds no git-ignored file either.
 // It returns the binary.
 func PlainInstall(t testing.TB) string {
 	t.Helper()
