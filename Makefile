@@ -4,7 +4,6 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 .PHONY: build run test bench lint peers
 
 build: ## build a static binary into bin/hearth (lexicon schemas from the pinned indigo module)
-	go generate ./lexicons
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o bin/hearth ./cmd/hearth
 
 run: build ## run a local PDS on embedded defaults (dev mode)

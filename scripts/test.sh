@@ -6,7 +6,6 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 scripts/install-test-peers.sh
-go generate ./lexicons
 go build -o .peers/bin/hearth ./cmd/hearth
 go vet ./...
 export HEARTH_BIN="$root/.peers/bin/hearth"
