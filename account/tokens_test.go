@@ -1,6 +1,7 @@
 package account
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"strings"
@@ -56,7 +57,8 @@ func TestTokens(t *testing.T) {
 }
 
 func TestPasswords(t *testing.T) {
-	h, err := hashPassword("hunter22")
+	ctx := context.Background()
+	h, err := hashPassword(ctx, "hunter22")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,17 +69,24 @@ func TestPasswords(t *testing.T) {
 		pw   string
 		want bool
 	}{{"hunter22", true}, {"hunter23", false}, {"", false}} {
-		if got, err := checkPassword(tc.pw, h); err != nil || got != tc.want {
+		if got, err := checkPassword(ctx, tc.pw, h); err != nil || got != tc.want {
 			t.Errorf("checkPassword(%q) = %v, %v; want %v", tc.pw, got, err, tc.want)
 		}
 	}
-	if _, err := checkPassword("x", "$2b$10$bcrypt"); err == nil {
+	if _, err := checkPassword(ctx, "x", "$2b$10$bcrypt"); err == nil {
 		t.Error("foreign hash accepted")
 	}
-	if hashAppPassword("did:plc:a", "p") != hashAppPassword("did:plc:a", "p") {
+	appHash := func(did string) string {
+		h, err := hashAppPassword(ctx, did, "p")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	if appHash("did:plc:a") != appHash("did:plc:a") {
 		t.Error("app password hash is not deterministic per account")
 	}
-	if hashAppPassword("did:plc:a", "p") == hashAppPassword("did:plc:b", "p") {
+	if appHash("did:plc:a") == appHash("did:plc:b") {
 		t.Error("app password hash does not depend on the account")
 	}
 }
