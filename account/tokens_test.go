@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 func TestTokens(t *testing.T) {
@@ -23,6 +25,8 @@ func TestTokens(t *testing.T) {
 	expired, _ := past.Access("did:plc:a", ScopeAccess)
 	parts := strings.Split(access, ".")
 	none := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"at+jwt"}`)) + "." + parts[1] + "."
+	expiredRefresh, _, _ := past.Refresh("did:plc:a", NewRefreshID())
+	const noTyp = `{"alg":"HS256"}`
 
 	tests := []struct {
 		name    string
@@ -42,6 +46,14 @@ func TestTokens(t *testing.T) {
 		{"alg none", tok.VerifyAccess, none, ErrTokenInvalid, ""},
 		{"garbage", tok.VerifyAccess, "not.a.jwt", ErrTokenInvalid, ""},
 		{"oversize", tok.VerifyAccess, strings.Repeat("a", 5000), ErrTokenInvalid, ""},
+		// The typ header is required, as the official PDS requires it.
+		{"access without typ", tok.VerifyAccess, resign(t, access, noTyp, "secret"), ErrTokenInvalid, ""},
+		{"refresh without typ", tok.VerifyRefresh, resign(t, refresh, noTyp, "secret"), ErrTokenInvalid, ""},
+		{"expired without typ", tok.VerifyAccess, resign(t, expired, noTyp, "secret"), ErrTokenInvalid, ""},
+		{"forged without typ", tok.VerifyAccess, resign(t, access, noTyp, "other"), ErrTokenInvalid, ""},
+		{"typ JWT", tok.VerifyAccess, resign(t, access, `{"alg":"HS256","typ":"JWT"}`, "secret"), ErrTokenType, ""},
+		{"typ as media type", tok.VerifyAccess, resign(t, access, `{"alg":"HS256","typ":"application/AT+JWT"}`, "secret"), nil, "did:plc:a"},
+		{"expired refresh as access", tok.VerifyAccess, expiredRefresh, ErrTokenType, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,6 +66,17 @@ func TestTokens(t *testing.T) {
 			}
 		})
 	}
+}
+
+// resign signs token's claims again under header, with secret.
+func resign(t *testing.T, token, header, secret string) string {
+	t.Helper()
+	input := base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + strings.Split(token, ".")[1]
+	sig, err := jwt.SigningMethodHS256.Sign(input, []byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
 }
 
 func TestPasswords(t *testing.T) {
