@@ -1,3 +1,5 @@
+//lint:file-ignore ST1005 the token errors' text is the official PDS's wire message, which xrpc sends as is
+
 package account
 
 import (

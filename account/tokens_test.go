@@ -106,7 +106,7 @@ func TestPasswords(t *testing.T) {
 		}
 		return h
 	}
-	if appHash("did:plc:a") != appHash("did:plc:a") {
+	if first, again := appHash("did:plc:a"), appHash("did:plc:a"); first != again {
 		t.Error("app password hash is not deterministic per account")
 	}
 	if appHash("did:plc:a") == appHash("did:plc:b") {
