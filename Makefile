@@ -15,9 +15,14 @@ test: ## install the test peers and run every test
 bench: ## run the benchmarks in bench/
 	go test -run '^$$' -bench . -benchmem ./bench/...
 
-lint: ## gofmt and go vet
+# staticcheck, pinned in tools/go.mod, is built by scripts/install-test-peers.sh.
+STATICCHECK ?= .peers/bin/staticcheck
+
+lint: ## gofmt, go vet and staticcheck
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))"
 	go vet ./...
+	@test -x $(STATICCHECK) || { echo "lint: $(STATICCHECK) missing: run make peers" >&2; exit 1; }
+	$(STATICCHECK) ./...
 
 peers: ## install the test peers only
 	scripts/install-test-peers.sh

@@ -44,7 +44,8 @@ var (
 
 // Binary returns the hearth binary to test: $HEARTH_BIN (set by
 // scripts/test.sh, which builds it once), or one built now for this test
-// process.
+// process; under -short, without HEARTH_BIN, the test skips instead (see
+// needPeer).
 func Binary(t testing.TB) string {
 	t.Helper()
 	if bin := os.Getenv("HEARTH_BIN"); bin != "" {
@@ -53,6 +54,7 @@ func Binary(t testing.TB) string {
 		}
 		return bin
 	}
+	needPeer(t, "a hearth binary (set HEARTH_BIN)")
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "hearth-bin-")
 		if err != nil {

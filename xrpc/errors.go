@@ -47,6 +47,7 @@ var statusByName = map[string]int{
 	"AccountDeactivated":     http.StatusUnauthorized,
 	"AccountTakedown":        http.StatusUnauthorized,
 	"RateLimitExceeded":      http.StatusTooManyRequests,
+	"NotEnoughResources":     http.StatusServiceUnavailable,
 	"InternalServerError":    http.StatusInternalServerError,
 }
 
