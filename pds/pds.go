@@ -35,10 +35,6 @@ import (
 	"github.com/hearth-pds/hearth/xrpc"
 )
 
-// DatabaseFile is Hearth's SQLite store inside the data directory. Its
-// own name keeps it apart from the official PDS's files in the same folder.
-const DatabaseFile = "hearth.sqlite"
-
 // PDS is a configured server, ready to serve.
 type PDS struct {
 	cfg      config.Config
@@ -72,7 +68,7 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(dir, DatabaseFile))
+	st, err := sqlite.Open(ctx, filepath.Join(dir, sqlite.FileName))
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}

@@ -7,7 +7,7 @@ import (
 
 	_ "modernc.org/sqlite"
 
-	"github.com/hearth-pds/hearth/pds"
+	"github.com/hearth-pds/hearth/store/sqlite"
 )
 
 // BlobRow is one row of the store's blob table.
@@ -24,7 +24,7 @@ type BlobRow struct {
 // uploads that are not yet committed (listBlobs lists committed ones).
 func (h *Hearth) BlobRows(t testing.TB, did string) map[string]BlobRow {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(h.DataDir, pds.DatabaseFile)+"?mode=ro&_pragma=busy_timeout(5000)")
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(h.DataDir, sqlite.FileName)+"?mode=ro&_pragma=busy_timeout(5000)")
 	if err != nil {
 		t.Fatal(err)
 	}

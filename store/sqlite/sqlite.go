@@ -30,6 +30,10 @@ import (
 	"github.com/hearth-pds/hearth/store"
 )
 
+// FileName is Hearth's SQLite store inside the data directory. Its own
+// name keeps it apart from the official PDS's files in the same folder.
+const FileName = "hearth.sqlite"
+
 //go:embed migrations/*.sql
 var migrations embed.FS
 
