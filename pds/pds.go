@@ -39,6 +39,11 @@ import (
 // own name keeps it apart from the official PDS's files in the same folder.
 const DatabaseFile = "hearth.sqlite"
 
+// DatabasePath is where the store of cfg lives.
+func DatabasePath(cfg config.Config) string {
+	return filepath.Join(cfg.Storage.DataDirectory, DatabaseFile)
+}
+
 // PDS is a configured server, ready to serve.
 type PDS struct {
 	cfg      config.Config
