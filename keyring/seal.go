@@ -15,16 +15,16 @@ import (
 // Errors of stored keys. Each is returned wrapped with the account's DID.
 var (
 	// ErrNoSecret: a key is sealed and no secret was given to open it.
-	ErrNoSecret = errors.New("the signing key is encrypted and HEARTH_KEY_ENCRYPTION_SECRET is not set: set it to the secret the keys were sealed with")
+	ErrNoSecret = errors.New("encrypted, and HEARTH_KEY_ENCRYPTION_SECRET is not set: set it to the secret the keys were encrypted with")
 	// ErrWrongSecret: a key was sealed with another secret than the one
 	// given (its key id differs).
-	ErrWrongSecret = errors.New("the signing key was encrypted with a different HEARTH_KEY_ENCRYPTION_SECRET: set the secret the keys were sealed with")
+	ErrWrongSecret = errors.New("encrypted with a different HEARTH_KEY_ENCRYPTION_SECRET: set the one the keys were encrypted with (`hearth keys rotate` changes it)")
 	// ErrTampered: a sealed key names the secret given but does not open:
 	// its bytes were altered, or it was copied from another account's row.
-	ErrTampered = errors.New("the encrypted signing key does not open with HEARTH_KEY_ENCRYPTION_SECRET: its stored bytes were altered or belong to another account")
+	ErrTampered = errors.New("does not decrypt with HEARTH_KEY_ENCRYPTION_SECRET: its stored bytes were altered or belong to another account")
 	// ErrFormat: the stored bytes are neither a plain key nor a sealed form
 	// this version reads.
-	ErrFormat = errors.New("the stored signing key is neither a plain 32-byte K-256 key nor an encrypted one this version of Hearth reads")
+	ErrFormat = errors.New("neither a plain 32-byte K-256 key nor an encrypted one this version of Hearth reads")
 )
 
 // MinSecretLen is the shortest secret NewSealer accepts, in bytes. The
