@@ -83,6 +83,15 @@ func NewSealer(secret []byte) (*Sealer, error) {
 	return s, nil
 }
 
+// SealerFor is NewSealer of a configured secret, and nil (keys plain)
+// when secret is nil.
+func SealerFor(secret []byte) (*Sealer, error) {
+	if secret == nil {
+		return nil, nil
+	}
+	return NewSealer(secret)
+}
+
 // Seal encrypts a plain 32-byte key for did's row.
 func (s *Sealer) Seal(did string, plain []byte) ([]byte, error) {
 	if len(plain) != plainLen {

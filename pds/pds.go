@@ -182,12 +182,9 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 // plain keys when a secret is set, and refuses to start when a stored key
 // cannot be read with the secret given (or without one).
 func openKeyring(ctx context.Context, st store.Store, secret []byte, log *slog.Logger) (*keyring.Keyring, error) {
-	var sealer *keyring.Sealer
-	if secret != nil {
-		var err error
-		if sealer, err = keyring.NewSealer(secret); err != nil {
-			return nil, fmt.Errorf("HEARTH_KEY_ENCRYPTION_SECRET: %w", err)
-		}
+	sealer, err := keyring.SealerFor(secret)
+	if err != nil {
+		return nil, fmt.Errorf("HEARTH_KEY_ENCRYPTION_SECRET: %w", err)
 	}
 	keys := keyring.New(st, sealer)
 	sealed, err := keys.Prepare(ctx, st)

@@ -50,11 +50,11 @@ func keys(ctx context.Context, args []string, getenv func(string) string, enviro
 	case newSecret != nil && *plain:
 		return usageError("--plain and HEARTH_KEY_ENCRYPTION_SECRET_NEW are both given: choose one")
 	}
-	from, err := sealerOf(cfg.Secrets.KeyEncryptionKey())
+	from, err := keyring.SealerFor(cfg.Secrets.KeyEncryptionKey())
 	if err != nil {
 		return fmt.Errorf("HEARTH_KEY_ENCRYPTION_SECRET: %w", err)
 	}
-	to, err := sealerOf(newSecret)
+	to, err := keyring.SealerFor(newSecret)
 	if err != nil {
 		return fmt.Errorf("HEARTH_KEY_ENCRYPTION_SECRET_NEW: %w", err)
 	}
@@ -80,12 +80,4 @@ func keys(ctx context.Context, args []string, getenv func(string) string, enviro
 	}
 	fmt.Fprintf(stdout, "encrypted %d of %d signing keys with HEARTH_KEY_ENCRYPTION_SECRET_NEW (the others already were); set HEARTH_KEY_ENCRYPTION_SECRET to it before the next start\n", changed, total)
 	return nil
-}
-
-// sealerOf is the sealer of a decoded secret; nil for none.
-func sealerOf(secret []byte) (*keyring.Sealer, error) {
-	if secret == nil {
-		return nil, nil
-	}
-	return keyring.NewSealer(secret)
 }
