@@ -48,9 +48,19 @@ type Identities interface {
 	Recommended(handle string, signing atcrypto.PublicKey) (identity.Credentials, error)
 }
 
+// Keys makes, seals and reads the accounts' repo signing keys
+// (keyring.Keyring does).
+type Keys interface {
+	Generate() (atcrypto.PrivateKeyExportable, error)
+	// Seal returns the bytes to store for did's new key.
+	Seal(did string, key atcrypto.PrivateKeyExportable) ([]byte, error)
+	SigningKey(ctx context.Context, did string) (atcrypto.PrivateKey, error)
+}
+
 // Service runs the account lifecycle.
 type Service struct {
 	Store      store.Store
+	Keys       Keys
 	Identities Identities
 	Handles    HandleRules
 	Resolver   HandleResolver
@@ -156,9 +166,9 @@ func (s *Service) CreateAccount(ctx context.Context, in CreateAccountInput) (*Se
 		return nil, err
 	}
 
-	key, err := atcrypto.GeneratePrivateKeyK256()
+	key, err := s.Keys.Generate()
 	if err != nil {
-		return nil, fmt.Errorf("generate signing key: %w", err)
+		return nil, err
 	}
 	pub, err := key.PublicKey()
 	if err != nil {
@@ -179,10 +189,14 @@ func (s *Service) CreateAccount(ctx context.Context, in CreateAccountInput) (*Se
 	if err := s.Identities.Submit(ctx, did, op); err != nil {
 		return nil, fmt.Errorf("publish did: %w", err)
 	}
+	sealed, err := s.Keys.Seal(did, key)
+	if err != nil {
+		return nil, err
+	}
 	now := time.Now().UTC()
 	na := store.NewAccount{
 		Account:    store.Account{DID: did, Handle: handle, Email: email, PasswordHash: passwordHash, CreatedAt: now},
-		SigningKey: key.Bytes(),
+		SigningKey: sealed,
 		InviteCode: in.InviteCode,
 		RootCID:    root.String(),
 		Rev:        rev,
@@ -487,13 +501,9 @@ func (s *Service) RecommendedCredentials(ctx context.Context, did string) (ident
 	if err != nil {
 		return identity.Credentials{}, err
 	}
-	raw, err := s.Store.SigningKey(ctx, did)
+	key, err := s.Keys.SigningKey(ctx, did)
 	if err != nil {
-		return identity.Credentials{}, fmt.Errorf("signing key of %s: %w", did, err)
-	}
-	key, err := atcrypto.ParsePrivateBytesK256(raw)
-	if err != nil {
-		return identity.Credentials{}, fmt.Errorf("parse signing key of %s: %w", did, err)
+		return identity.Credentials{}, err
 	}
 	pub, err := key.PublicKey()
 	if err != nil {

@@ -271,6 +271,21 @@ type Secrets struct {
 	// yet: whatever wires the identity package must refuse it with a clear
 	// error rather than run without a rotation key.
 	PLCRotationKMSKeyID string
+	// KeyEncryptionSecret, when set, encrypts the accounts' signing keys in
+	// the store (HEARTH_KEY_ENCRYPTION_SECRET, Hearth's own: at least 32
+	// random bytes as 64 or more hex characters). Unset, keys are stored
+	// plain, as before; set, existing plain keys are sealed at start-up.
+	// See package keyring.
+	KeyEncryptionSecret Secret
+}
+
+// KeyEncryptionKey is the decoded KeyEncryptionSecret, nil when unset.
+// Validate has checked it.
+func (s Secrets) KeyEncryptionKey() []byte {
+	if s.KeyEncryptionSecret == "" {
+		return nil
+	}
+	return decodeKeySecret(s.KeyEncryptionSecret)
 }
 
 // Default returns the official defaults for everything that does not depend
@@ -463,6 +478,7 @@ func (s Secrets) LogValue() slog.Value {
 		slog.Any("dpop_secret", s.DPoPSecret),
 		slog.String("plc_rotation_key", rotation),
 		slog.String("plc_rotation_kms_key_id", s.PLCRotationKMSKeyID),
+		slog.Any("key_encryption_secret", s.KeyEncryptionSecret),
 	)
 }
 

@@ -18,6 +18,8 @@ const (
 	testKeyHex    = "9085d2bef69286a6cbb51623c8fa258629945cd55ca705cc4e66700396894e0c"
 	testKeyDIDKey = "did:key:zQ3shokFTS3brHcDQrn82RUDfCZESWL1ZdCEJwekUDPQiYBme"
 	testRecovery  = "did:key:zDnaembgSGUhZULN2Caob4HLJPaxBh92N7rtH21TErzqf8HQo"
+	// testKeySecret is a valid HEARTH_KEY_ENCRYPTION_SECRET (32 bytes).
+	testKeySecret = "0f1e2d3c4b5a69788796a5b4c3d2e1f00112233445566778899aabbccddeeff0"
 )
 
 // minimal is the smallest environment that starts.
@@ -329,6 +331,8 @@ func TestFromEnvErrors(t *testing.T) {
 		{name: "report did without url", env: with(minimal(), "PDS_REPORT_SERVICE_DID", "did:web:mod.example.com"), wantVars: []string{"PDS_REPORT_SERVICE_URL"}},
 		{name: "bad crawler", env: with(minimal(), "PDS_CRAWLERS", "bsky.network"), wantVars: []string{"PDS_CRAWLERS"}},
 		{name: "bad bypass ip", env: with(minimal(), "PDS_RATE_LIMIT_BYPASS_IPS", "10.0.0.300"), wantVars: []string{"PDS_RATE_LIMIT_BYPASS_IPS"}},
+		{name: "key secret not hex", env: with(minimal(), "HEARTH_KEY_ENCRYPTION_SECRET", "correct horse battery staple and a few more words"), wantVars: []string{"HEARTH_KEY_ENCRYPTION_SECRET"}, wantText: []string{"at least 64 hex characters", "openssl rand --hex 32"}},
+		{name: "key secret short", env: with(minimal(), "HEARTH_KEY_ENCRYPTION_SECRET", testKeySecret[:62]), wantVars: []string{"HEARTH_KEY_ENCRYPTION_SECRET"}, wantText: []string{"got 62 characters"}},
 		{name: "bad contact email", env: with(minimal(), "PDS_CONTACT_EMAIL_ADDRESS", "nobody"), wantVars: []string{"PDS_CONTACT_EMAIL_ADDRESS"}},
 		{
 			name:     "several problems at once",
@@ -365,7 +369,7 @@ func TestFromEnvErrors(t *testing.T) {
 					t.Errorf("error %q does not contain %q", err, s)
 				}
 			}
-			for _, secret := range []string{"jwt-secret-value", "admin-password-value", testKeyHex, testKeyHex[2:40], ":p@"} {
+			for _, secret := range []string{"jwt-secret-value", "admin-password-value", testKeyHex, testKeyHex[2:40], ":p@", "horse", testKeySecret[:62]} {
 				if strings.Contains(err.Error(), secret) {
 					t.Errorf("error %q reveals a secret", err)
 				}
@@ -513,6 +517,7 @@ func TestNoSecretsPrinted(t *testing.T) {
 		"PDS_EMAIL_FROM_ADDRESS", "pds@example.com",
 		"PDS_RATE_LIMIT_BYPASS_KEY", "bypass-key-value",
 		"PDS_DPOP_SECRET", "dpop-secret-value",
+		"HEARTH_KEY_ENCRYPTION_SECRET", testKeySecret,
 	)
 	c, _, err := fromMap(env)
 	if err != nil {
@@ -531,7 +536,7 @@ func TestNoSecretsPrinted(t *testing.T) {
 	out := buf.String()
 
 	for _, secret := range []string{"jwt-secret-value", "admin-password-value", testKeyHex, "s3-secret-value",
-		"smtp-password-value", "bypass-key-value", "dpop-secret-value"} {
+		"smtp-password-value", "bypass-key-value", "dpop-secret-value", testKeySecret, testKeySecret[:16]} {
 		if strings.Contains(out, secret) {
 			t.Errorf("output reveals %q", secret)
 		}
@@ -594,5 +599,50 @@ func TestValidateBuiltInCode(t *testing.T) {
 	c.Identity.ServiceHandleDomains = []string{".dev.test"}
 	if got := c.WithDerivedDefaults().Identity.ServiceHandleDomains; !slices.Equal(got, []string{".dev.test"}) {
 		t.Errorf("WithDerivedDefaults replaced handle domains: %v", got)
+	}
+}
+
+// TestKeyEncryptionSecret reads the secret of serve and the new one of
+// `hearth keys rotate`, both decoded from hex.
+func TestKeyEncryptionSecret(t *testing.T) {
+	c, _, err := fromMap(minimal())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Secrets.KeyEncryptionKey(); got != nil {
+		t.Errorf("unset secret decodes to %x, want nil", got)
+	}
+	c, _, err = fromMap(with(minimal(), "HEARTH_KEY_ENCRYPTION_SECRET", testKeySecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprintf("%x", c.Secrets.KeyEncryptionKey()); got != testKeySecret {
+		t.Errorf("KeyEncryptionKey = %s, want %s", got, testKeySecret)
+	}
+
+	tests := []struct {
+		value   string
+		want    string // hex of the decoded secret
+		wantErr bool
+	}{
+		{"", "", false},
+		{testKeySecret, testKeySecret, false},
+		{testKeySecret + "abcd", testKeySecret + "abcd", false},
+		{testKeySecret[:62], "", true},
+		{"not hex at all, though long enough to be 64 characters if it were", "", true},
+	}
+	for _, tt := range tests {
+		got, err := NewKeyEncryptionSecret(func(k string) string {
+			if k == "HEARTH_KEY_ENCRYPTION_SECRET_NEW" {
+				return tt.value
+			}
+			return ""
+		})
+		if (err != nil) != tt.wantErr || fmt.Sprintf("%x", got) != tt.want {
+			t.Errorf("NewKeyEncryptionSecret(%.8q...) = %x, %v; want %s, error %v", tt.value, got, err, tt.want, tt.wantErr)
+		}
+		if err != nil && (!strings.HasPrefix(err.Error(), "HEARTH_KEY_ENCRYPTION_SECRET_NEW ") || strings.Contains(err.Error(), tt.value)) {
+			t.Errorf("error %q does not start with the variable, or shows the value", err)
+		}
 	}
 }

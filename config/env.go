@@ -88,6 +88,8 @@ const (
 	envDPoPSecret     = "PDS_DPOP_SECRET"
 	envRotationKeyHex = "PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX"
 	envRotationKMS    = "PDS_PLC_ROTATION_KEY_KMS_KEY_ID"
+	envKeySecret      = "HEARTH_KEY_ENCRYPTION_SECRET"
+	envKeySecretNew   = "HEARTH_KEY_ENCRYPTION_SECRET_NEW"
 
 	envProxyHeadersTimeout = "PDS_PROXY_HEADERS_TIMEOUT"
 	envProxyBodyTimeout    = "PDS_PROXY_BODY_TIMEOUT"
@@ -112,7 +114,7 @@ var hearthVars = []string{
 	envReportURL, envReportDID, envCrawlers,
 	envRateLimits, envRateBypassKey, envRateBypassIPs, envDisableSSRF,
 	envLogEnabled, envLogLevel,
-	envJWTSecret, envAdminPassword, envDPoPSecret, envRotationKeyHex, envRotationKMS,
+	envJWTSecret, envAdminPassword, envDPoPSecret, envRotationKeyHex, envRotationKMS, envKeySecret,
 }
 
 // officialVars is every variable the official PDS reads (env.ts as of
@@ -270,6 +272,7 @@ func FromEnv(getenv func(string) string, environ []string) (Config, []string, er
 	sec.DPoPSecret = Secret(p.str(envDPoPSecret, ""))
 	sec.PLCRotationKey = p.rotationKey(envRotationKeyHex)
 	sec.PLCRotationKMSKeyID = p.str(envRotationKMS, "")
+	sec.KeyEncryptionSecret = Secret(p.str(envKeySecret, ""))
 
 	c = c.WithDerivedDefaults()
 
@@ -504,4 +507,19 @@ func (p *envParser) rotationKey(name string) *atcrypto.PrivateKeyK256 {
 		return nil
 	}
 	return k
+}
+
+// NewKeyEncryptionSecret reads HEARTH_KEY_ENCRYPTION_SECRET_NEW, the secret
+// `hearth keys rotate` seals the signing keys with. Only that command reads
+// it, so it is not part of Config. It returns nil when the variable is
+// unset, and a *VarError when it is not a valid secret.
+func NewKeyEncryptionSecret(getenv func(string) string) ([]byte, error) {
+	v := Secret(getenv(envKeySecretNew))
+	if v == "" {
+		return nil, nil
+	}
+	if p := keySecretProblem(v); p != "" {
+		return nil, &VarError{Var: envKeySecretNew, Problem: p}
+	}
+	return decodeKeySecret(v), nil
 }

@@ -67,6 +67,7 @@ func isKnown(name string) bool {
 // FromEnv.
 var commandVars = []string{
 	"HEARTH_DEV_PLC_PORT", // hearth dev: port of the embedded PLC directory
+	envKeySecretNew,       // hearth keys rotate: the secret to re-encrypt with
 }
 
 // hasOurPrefix reports whether name is in a namespace Hearth reads from,

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/mail"
@@ -35,6 +36,7 @@ func (e *VarError) Unwrap() error { return e.Err }
 const (
 	hintSecret      = "make one with `hearth keygen` or `openssl rand --hex 16`"
 	hintRotationKey = "make one with `hearth keygen` or `openssl ecparam --name secp256k1 --genkey --noout --outform DER | tail --bytes=+8 | head --bytes=32 | xxd --plain --cols 32`"
+	hintKeySecret   = "make one with `openssl rand --hex 32`"
 	hintHostname    = "set it to this server's public DNS name without scheme, port or path (e.g. pds.example.com), or to localhost for local development"
 )
 
@@ -226,7 +228,33 @@ func (c Config) problems() []*VarError {
 	case sec.PLCRotationKey == nil && sec.PLCRotationKMSKeyID == "":
 		add(envRotationKeyHex, "is required (32 bytes as 64 hex characters): %s", hintRotationKey)
 	}
+	if sec.KeyEncryptionSecret != "" {
+		if p := keySecretProblem(sec.KeyEncryptionSecret); p != "" {
+			add(envKeySecret, "%s", p)
+		}
+	}
 	return errs
+}
+
+// minKeySecretBytes is the shortest key-encryption secret, decoded. It is
+// expanded with HKDF, which does not slow guessing, so it must be random:
+// hex of 32 bytes or more is what a generator prints, never a passphrase.
+const minKeySecretBytes = 32
+
+// keySecretProblem explains why s cannot be a key-encryption secret, or
+// returns "". Only its length is named, never its content.
+func keySecretProblem(s Secret) string {
+	raw, err := hex.DecodeString(string(s))
+	if err != nil || len(raw) < minKeySecretBytes {
+		return fmt.Sprintf("is not %d or more random bytes in hex (want at least %d hex characters, got %d characters): %s",
+			minKeySecretBytes, 2*minKeySecretBytes, len(s), hintKeySecret)
+	}
+	return ""
+}
+
+func decodeKeySecret(s Secret) []byte {
+	raw, _ := hex.DecodeString(string(s))
+	return raw
 }
 
 // hostnameProblem explains why h cannot be PDS_HOSTNAME, or returns "".

@@ -24,6 +24,7 @@ import (
 	"github.com/hearth-pds/hearth/crawlers"
 	"github.com/hearth-pds/hearth/handle"
 	"github.com/hearth-pds/hearth/identity"
+	"github.com/hearth-pds/hearth/keyring"
 	"github.com/hearth-pds/hearth/lexicons"
 	"github.com/hearth-pds/hearth/readafterwrite"
 	"github.com/hearth-pds/hearth/records"
@@ -34,6 +35,11 @@ import (
 	"github.com/hearth-pds/hearth/store/sqlite"
 	"github.com/hearth-pds/hearth/xrpc"
 )
+
+// DatabasePath is where the store of cfg lives.
+func DatabasePath(cfg config.Config) string {
+	return filepath.Join(cfg.Storage.DataDirectory, sqlite.FileName)
+}
 
 // PDS is a configured server, ready to serve.
 type PDS struct {
@@ -72,6 +78,11 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
+	keys, err := openKeyring(ctx, st, cfg.Secrets.KeyEncryptionKey(), log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 
 	allowPrivate := cfg.Outbound.DisableSSRFProtection
 	plc := &identity.PLC{
@@ -101,10 +112,11 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		return nil, fmt.Errorf("open blob store: %w", err)
 	}
 	blobSvc := blobs.New(st, bytes, cfg.Service.BlobUploadLimit, cfg.Blobstore.CollectGrace, log.With("component", "blobs"))
-	recs := records.New(st, blobSvc, repo.NewEngine(0), events, lexicons.Lazy{}, log.With("component", "records"))
+	recs := records.New(st, keys, blobSvc, repo.NewEngine(0), events, lexicons.Lazy{}, log.With("component", "records"))
 	tokens := &account.Tokens{Secret: []byte(cfg.Secrets.JWTSecret), ServiceDID: cfg.Service.DID.String()}
 	accounts := account.NewService(account.Service{
 		Store:          st,
+		Keys:           keys,
 		Identities:     plc,
 		Handles:        handle.Rules{ServiceDomains: cfg.Identity.ServiceHandleDomains},
 		Resolver:       resolver,
@@ -114,9 +126,8 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		Hostname:       cfg.Service.Hostname,
 		Logger:         log.With("component", "account"),
 	})
-	// One issuer signs the proxy's tokens and getServiceAuth's, sharing
-	// its cache of parsed keys.
-	issuer := serviceauth.NewIssuer(st)
+	// One issuer signs the proxy's tokens and getServiceAuth's.
+	issuer := serviceauth.NewIssuer(keys)
 	forwarder := newProxy(cfg, issuer, log)
 	// The read-after-write views exist with an AppView only, as in the
 	// official PDS.
@@ -170,6 +181,35 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	}
 	return p, nil
 }
+
+// openKeyring builds the one keyring of the server, sealing the store's
+// plain keys when a secret is set, and refuses to start when a stored key
+// cannot be read with the secret given (or without one).
+func openKeyring(ctx context.Context, st store.Store, secret []byte, log *slog.Logger) (*keyring.Keyring, error) {
+	sealer, err := keyring.SealerFor(secret)
+	if err != nil {
+		return nil, fmt.Errorf("HEARTH_KEY_ENCRYPTION_SECRET: %w", err)
+	}
+	keys := keyring.New(st, sealer)
+	sealed, err := keys.Prepare(ctx, st)
+	if err != nil {
+		return nil, fmt.Errorf("check stored signing keys: %w", err)
+	}
+	if sealed > 0 {
+		log.Info("encrypted stored signing keys with HEARTH_KEY_ENCRYPTION_SECRET", "count", sealed)
+	}
+	return keys, nil
+}
+
+// The keyring is what each signer asks for its keys, and the store is what
+// the keyring reads and rewrites.
+var (
+	_ records.Signer   = (*keyring.Keyring)(nil)
+	_ serviceauth.Keys = (*keyring.Keyring)(nil)
+	_ account.Keys     = (*keyring.Keyring)(nil)
+	_ keyring.Store    = store.Store(nil)
+	_ keyring.Rewriter = store.Store(nil)
+)
 
 // Handler is the HTTP handler, for tests that drive it in process.
 func (p *PDS) Handler() http.Handler { return p.handler }

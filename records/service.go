@@ -40,9 +40,16 @@ type BlobMover interface {
 	MakePermanent(ctx context.Context, did, tempKey string, c cid.Cid) error
 }
 
+// Signer gives an account's repo signing key (keyring.Keyring does, and
+// caches it).
+type Signer interface {
+	SigningKey(ctx context.Context, did string) (atcrypto.PrivateKey, error)
+}
+
 // Service applies and reads record writes.
 type Service struct {
 	store   store.Store
+	keys    Signer
 	blobs   BlobMover
 	engine  *repo.Engine
 	events  Publisher
@@ -51,13 +58,12 @@ type Service struct {
 	clock   *syntax.TIDClock
 
 	locks sync.Map // DID → *sync.Mutex
-	keys  sync.Map // DID → atcrypto.PrivateKey, parsed once
 	heads sync.Map // DID → repo.Head of the last commit made here
 }
 
 // New builds a Service. catalog may be nil (every type is then unknown).
-func New(st store.Store, blobs BlobMover, engine *repo.Engine, events Publisher, catalog lexicon.Catalog, log *slog.Logger) *Service {
-	return &Service{store: st, blobs: blobs, engine: engine, events: events, catalog: catalog, log: log, clock: syntax.NewTIDClock(0)}
+func New(st store.Store, keys Signer, blobs BlobMover, engine *repo.Engine, events Publisher, catalog lexicon.Catalog, log *slog.Logger) *Service {
+	return &Service{store: st, keys: keys, blobs: blobs, engine: engine, events: events, catalog: catalog, log: log, clock: syntax.NewTIDClock(0)}
 }
 
 // Write is one record change asked for by a client.
@@ -251,7 +257,7 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 	if err := s.claimBlobs(ctx, did.String(), claims); err != nil {
 		return nil, err
 	}
-	key, err := s.signingKey(ctx, did.String())
+	key, err := s.keys.SigningKey(ctx, did.String())
 	if err != nil {
 		return nil, err
 	}
@@ -360,24 +366,6 @@ func (s *Service) claimBlobs(ctx context.Context, did string, refs []atdata.Blob
 		}
 	}
 	return nil
-}
-
-// signingKey returns an account's parsed signing key. Keys do not change
-// while an account lives here, so each is read and parsed once.
-func (s *Service) signingKey(ctx context.Context, did string) (atcrypto.PrivateKey, error) {
-	if k, ok := s.keys.Load(did); ok {
-		return k.(atcrypto.PrivateKey), nil
-	}
-	raw, err := s.store.SigningKey(ctx, did)
-	if err != nil {
-		return nil, fmt.Errorf("signing key of %s: %w", did, err)
-	}
-	key, err := atcrypto.ParsePrivateBytesK256(raw)
-	if err != nil {
-		return nil, fmt.Errorf("parse signing key of %s: %w", did, err)
-	}
-	s.keys.Store(did, key)
-	return key, nil
 }
 
 // prepared is a write checked and encoded before the repository is locked.

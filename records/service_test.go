@@ -10,6 +10,7 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/atcrypto"
 
+	"github.com/hearth-pds/hearth/keyring"
 	"github.com/hearth-pds/hearth/lexicons"
 	"github.com/hearth-pds/hearth/repo"
 	"github.com/hearth-pds/hearth/store"
@@ -57,7 +58,7 @@ func newService(t *testing.T) (*Service, *events, store.Store) {
 		t.Fatal(err)
 	}
 	ev := &events{}
-	return New(st, nil, repo.NewEngine(0), ev, cat, nil), ev, st
+	return New(st, keyring.New(st, nil), nil, repo.NewEngine(0), ev, cat, nil), ev, st
 }
 
 func post(text string) map[string]any {

@@ -2,20 +2,19 @@ package serviceauth
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/bluesky-social/indigo/atproto/atcrypto"
 	"github.com/bluesky-social/indigo/atproto/syntax"
 )
 
-// Keys gives an account's repo signing key (store.Store does).
+// Keys gives an account's repo signing key (keyring.Keyring does, and
+// caches it: parsing costs more than signing).
 type Keys interface {
-	SigningKey(ctx context.Context, did string) ([]byte, error)
+	SigningKey(ctx context.Context, did string) (atcrypto.PrivateKey, error)
 }
 
 // Issuer mints tokens on behalf of the accounts hosted here, signed with
@@ -23,9 +22,6 @@ type Keys interface {
 type Issuer struct {
 	keys Keys
 	now  func() time.Time
-	// parsed caches parsed keys: a key does not change while its account
-	// lives here, and parsing costs more than signing.
-	parsed sync.Map // did -> atcrypto.PrivateKey
 }
 
 // NewIssuer builds an Issuer reading keys from keys.
@@ -41,30 +37,11 @@ func (i *Issuer) Token(ctx context.Context, iss, aud, lxm string) (string, error
 }
 
 func (i *Issuer) sign(ctx context.Context, c Claims) (string, error) {
-	key, err := i.key(ctx, c.Issuer)
+	key, err := i.keys.SigningKey(ctx, c.Issuer)
 	if err != nil {
 		return "", err
 	}
 	return Sign(key, c)
-}
-
-// Forget drops a cached key (an account deleted or its key rotated).
-func (i *Issuer) Forget(did string) { i.parsed.Delete(did) }
-
-func (i *Issuer) key(ctx context.Context, did string) (atcrypto.PrivateKey, error) {
-	if k, ok := i.parsed.Load(did); ok {
-		return k.(atcrypto.PrivateKey), nil
-	}
-	raw, err := i.keys.SigningKey(ctx, did)
-	if err != nil {
-		return nil, fmt.Errorf("signing key of %s: %w", did, err)
-	}
-	k, err := atcrypto.ParsePrivateBytesK256(raw)
-	if err != nil {
-		return nil, fmt.Errorf("parse signing key of %s: %w", did, err)
-	}
-	i.parsed.Store(did, k)
-	return k, nil
 }
 
 // Error is a refusal with its XRPC name, message and HTTP status.

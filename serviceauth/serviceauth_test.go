@@ -54,12 +54,12 @@ func (d *docs) Refresh(_ context.Context, did string) (*diddoc.Document, error) 
 
 type keyStore map[string]atcrypto.PrivateKeyExportable
 
-func (k keyStore) SigningKey(_ context.Context, did string) ([]byte, error) {
+func (k keyStore) SigningKey(_ context.Context, did string) (atcrypto.PrivateKey, error) {
 	key, ok := k[did]
 	if !ok {
 		return nil, errors.New("no such account")
 	}
-	return key.Bytes(), nil
+	return key, nil
 }
 
 func newKey(t *testing.T) *atcrypto.PrivateKeyK256 {

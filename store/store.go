@@ -236,8 +236,15 @@ type Store interface {
 	// SetDeactivated deactivates (at set) or reactivates (at nil) an
 	// account and appends its events in the same transaction (ErrNotFound).
 	SetDeactivated(ctx context.Context, did string, at *time.Time, events []NewEvent) ([]Event, error)
-	// SigningKey returns an account's repo signing key bytes.
+	// SigningKey returns an account's repo signing key bytes as stored
+	// (plain or sealed: the keyring package tells them apart).
 	SigningKey(ctx context.Context, did string) ([]byte, error)
+	// RewriteSigningKeys calls fn with every account's stored signing key,
+	// ordered by DID, in one write transaction, and stores what fn returns
+	// in the key's place (nil leaves the row as it is). It returns how many
+	// keys it replaced. An error from fn rolls every change back and is
+	// returned as is.
+	RewriteSigningKeys(ctx context.Context, fn func(did string, key []byte) ([]byte, error)) (int, error)
 
 	// RepoRoot returns the current head of a repository (ErrNotFound).
 	RepoRoot(ctx context.Context, did string) (*RepoRoot, error)

@@ -3,6 +3,7 @@
 //	hearth serve    run in production, configured by PDS_* environment variables
 //	hearth dev      run locally on embedded defaults (SQLite, disk, a local PLC directory)
 //	hearth keygen   print fresh secrets for an env file
+//	hearth keys     re-encrypt the account signing keys with a new secret
 //	hearth version  print the version
 package main
 
@@ -50,6 +51,7 @@ commands:
   serve     run the PDS, configured by PDS_* environment variables
   dev       run a local PDS with a local PLC directory on embedded defaults
   keygen    print fresh PDS_JWT_SECRET, PDS_ADMIN_PASSWORD and rotation key lines
+  keys      keys rotate: re-encrypt the account signing keys (HEARTH_KEY_ENCRYPTION_SECRET_NEW)
   version   print the version`
 
 // run dispatches a subcommand; it is main without the process exits.
@@ -64,6 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return dev(ctx, os.Getenv, os.Environ(), stdout)
 	case "keygen":
 		return keygen(stdout)
+	case "keys":
+		return keys(ctx, args[1:], os.Getenv, os.Environ(), stdout)
 	case "version", "--version", "-v":
 		fmt.Fprintln(stdout, "hearth", version)
 		return nil

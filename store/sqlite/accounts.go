@@ -164,6 +164,53 @@ func (s *Store) SigningKey(ctx context.Context, did string) ([]byte, error) {
 	return key, nil
 }
 
+// RewriteSigningKeys implements store.Store. Every key is read before fn
+// is called, so rows are not updated under an open cursor.
+func (s *Store) RewriteSigningKeys(ctx context.Context, fn func(did string, key []byte) ([]byte, error)) (int, error) {
+	changed := 0
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		type row struct {
+			did string
+			key []byte
+		}
+		rows, err := s.query(ctx, tx, "SELECT did, private_key FROM signing_key ORDER BY did")
+		if err != nil {
+			return fmt.Errorf("read signing keys: %w", err)
+		}
+		var all []row
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&r.did, &r.key); err != nil {
+				rows.Close()
+				return fmt.Errorf("read signing keys: %w", err)
+			}
+			all = append(all, r)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read signing keys: %w", err)
+		}
+		for _, r := range all {
+			next, err := fn(r.did, r.key)
+			if err != nil {
+				return err
+			}
+			if next == nil {
+				continue
+			}
+			if _, err := s.exec(ctx, tx, "UPDATE signing_key SET private_key = ? WHERE did = ?", next, r.did); err != nil {
+				return fmt.Errorf("update signing key: %w", err)
+			}
+			changed++
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return changed, nil
+}
+
 // RepoRoot implements store.Store.
 func (s *Store) RepoRoot(ctx context.Context, did string) (*store.RepoRoot, error) {
 	r := store.RepoRoot{DID: did}

@@ -21,6 +21,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}{
 		{"CreateAndLookupAccount", testCreateAndLookup},
 		{"CreateAccountConflicts", testCreateConflicts},
+		{"RewriteSigningKeys", testRewriteSigningKeys},
 		{"InviteUseIsAtomic", testInviteRace},
 		{"InviteDisabledAndListed", testInviteDisabled},
 		{"UpdateHandle", testUpdateHandle},
@@ -87,6 +88,65 @@ func testCreateAndLookup(t *testing.T, s store.Store) {
 	key, err := s.SigningKey(ctx, a.DID)
 	if err != nil || string(key) != string(a.SigningKey) {
 		t.Errorf("SigningKey = %v, %v", key, err)
+	}
+}
+
+// testRewriteSigningKeys checks that every key is offered once, in DID
+// order, that nil leaves a row, and that an error rolls back the rows
+// already replaced in the same call.
+func testRewriteSigningKeys(t *testing.T, s store.Store) {
+	var dids []string
+	for n := 3; n >= 1; n-- {
+		a := newAccount(n)
+		a.SigningKey = []byte(fmt.Sprintf("key-%d", n))
+		mustCreate(t, s, a)
+		dids = append([]string{a.DID}, dids...)
+	}
+	keys := func() []string {
+		var got []string
+		for _, did := range dids {
+			k, err := s.SigningKey(ctx, did)
+			if err != nil {
+				t.Fatalf("SigningKey(%s): %v", did, err)
+			}
+			got = append(got, string(k))
+		}
+		return got
+	}
+
+	var seen []string
+	n, err := s.RewriteSigningKeys(ctx, func(did string, key []byte) ([]byte, error) {
+		seen = append(seen, did+"="+string(key))
+		if did == dids[1] {
+			return nil, nil
+		}
+		return append([]byte("new-"), key...), nil
+	})
+	if err != nil {
+		t.Fatalf("RewriteSigningKeys: %v", err)
+	}
+	if want := []string{dids[0] + "=key-1", dids[1] + "=key-2", dids[2] + "=key-3"}; fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Errorf("offered %v, want %v", seen, want)
+	}
+	if n != 2 {
+		t.Errorf("replaced %d keys, want 2", n)
+	}
+	if got, want := keys(), []string{"new-key-1", "key-2", "new-key-3"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("after rewrite: keys %v, want %v", got, want)
+	}
+
+	boom := errors.New("boom")
+	n, err = s.RewriteSigningKeys(ctx, func(did string, key []byte) ([]byte, error) {
+		if did == dids[2] {
+			return nil, boom
+		}
+		return []byte("lost"), nil
+	})
+	if !errors.Is(err, boom) || n != 0 {
+		t.Errorf("failing rewrite: got %d, %v, want 0, %v", n, err, boom)
+	}
+	if got, want := keys(), []string{"new-key-1", "key-2", "new-key-3"}; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("after a failed rewrite: keys %v, want %v (nothing written)", got, want)
 	}
 }
 
