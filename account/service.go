@@ -25,8 +25,8 @@ import (
 // HandleRules validates handles a user asks for.
 type HandleRules interface {
 	// Validate normalizes raw and checks it may be hosted here; hasDID
-	// reports whether the user brings an existing DID. Refusals implement
-	// XRPCError.
+	// reports whether the user brings an existing DID. Refusals are
+	// *refusal.Error.
 	Validate(raw string, hasDID bool) (syntax.Handle, error)
 	// IsServiceHandle reports whether h is under one of our domains.
 	IsServiceHandle(h syntax.Handle) bool

@@ -14,12 +14,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hearth-pds/hearth/xrpc"
+	"github.com/hearth-pds/hearth/refusal"
 )
 
 // errUnreachable: no response from the upstream (refused, unreachable,
 // refused by the outbound guard, or no headers within HeadersTimeout).
-var errUnreachable = &xrpc.Error{Status: http.StatusBadGateway, Name: "UpstreamFailure", Message: "Upstream service unreachable"}
+var errUnreachable = refusal.New("UpstreamFailure", "Upstream service unreachable")
 
 // errAborted makes the HTTP server cut the client's connection: the
 // response has started and cannot become an error any more.
@@ -159,44 +159,37 @@ func responseHeaders(src http.Header, contentHeaders bool) http.Header {
 	return out
 }
 
-// UpstreamError is an upstream's error answer as the official PDS passes
-// it on: the upstream's status (500 becomes 502), its error name and
-// message when its body is an XRPC error, else the status's standard name
-// and text. Name and Message are empty for a status XRPC has no name for
-// (the body then has neither field); no upstream header goes with it.
-type UpstreamError struct {
-	Status  int
-	Name    string
-	Message string
-	// Rev is the upstream's atproto-repo-rev header, not relayed: read
-	// after write answers a getPostThread NotFound from local records.
-	Rev string
+// UpstreamAnswer is an upstream's error response as received: the cause
+// of the refusal the proxy passes on, for logs and for read after write
+// (which answers a getPostThread NotFound from local records when the
+// AppView's Rev, its atproto-repo-rev header, is known; the header is not
+// relayed).
+type UpstreamAnswer struct {
+	Status int
+	Rev    string
 }
 
-func (e *UpstreamError) Error() string {
-	return "upstream answered " + strconv.Itoa(e.Status) + " " + e.Name + ": " + e.Message
+func (a *UpstreamAnswer) Error() string {
+	return "upstream answered " + strconv.Itoa(a.Status)
 }
 
-// HTTPStatus is the status to answer with.
-func (e *UpstreamError) HTTPStatus() int { return e.Status }
-
-// XRPCError gives the name and message.
-func (e *UpstreamError) XRPCError() (name, message string) { return e.Name, e.Message }
-
-// Write renders the error as the official PDS does, leaving out the
-// fields that are empty.
-func (e *UpstreamError) Write(w http.ResponseWriter) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(e.Status)
-	json.NewEncoder(w).Encode(struct {
-		Error   string `json:"error,omitempty"`
-		Message string `json:"message,omitempty"`
-	}{e.Name, e.Message})
+// UpstreamRev is the atproto-repo-rev of the upstream answer behind err,
+// "" when err is not an upstream's answer or it had none.
+func UpstreamRev(err error) string {
+	var a *UpstreamAnswer
+	if errors.As(err, &a) {
+		return a.Rev
+	}
+	return ""
 }
 
-// upstreamError reads an upstream error response into the error the
-// official PDS answers with.
-func (p *Proxy) upstreamError(resp *http.Response) *UpstreamError {
+// upstreamError reads an upstream error response into the refusal the
+// official PDS answers with: the upstream's status (500 becomes 502), its
+// error name and message when its body is an XRPC error, else the
+// status's standard name and text. Name and Message are empty for a
+// status XRPC has no name for (the body then has neither field); no
+// upstream header goes with it.
+func (p *Proxy) upstreamError(resp *http.Response) *refusal.Error {
 	var payload struct {
 		Error   any `json:"error"`
 		Message any `json:"message"`
@@ -210,7 +203,7 @@ func (p *Proxy) upstreamError(resp *http.Response) *UpstreamError {
 	if status == http.StatusInternalServerError {
 		status = http.StatusBadGateway
 	}
-	e := &UpstreamError{Status: status, Rev: resp.Header.Get("Atproto-Repo-Rev")}
+	e := &refusal.Error{Status: status, Cause: &UpstreamAnswer{Status: resp.StatusCode, Rev: resp.Header.Get("Atproto-Repo-Rev")}}
 	e.Name, _ = payload.Error.(string)
 	e.Message, _ = payload.Message.(string)
 	if e.Name == "" {

@@ -14,7 +14,7 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
 
-	"github.com/hearth-pds/hearth/xrpc"
+	"github.com/hearth-pds/hearth/refusal"
 )
 
 const (
@@ -22,10 +22,6 @@ const (
 	getFeedSkeletonNSID = "app.bsky.feed.getFeedSkeleton"
 	getRecordNSID       = "com.atproto.repo.getRecord"
 )
-
-// errInternal answers a report service that says "OK" with something
-// that is not a JSON object.
-var errInternal = &xrpc.Error{Status: http.StatusInternalServerError, Name: "InternalServerError", Message: "Internal Server Error"}
 
 // local returns the handler of a method the official PDS serves with its
 // own route rather than the catch-all (the same verbs as its route; other
@@ -150,7 +146,7 @@ func (p *Proxy) feedGenerator(ctx context.Context, uri syntax.ATURI) (string, er
 	}
 	did, ok := out.Value["did"].(string)
 	if !ok {
-		return "", &xrpc.Error{Status: http.StatusBadRequest, Name: "UnknownFeed", Message: "could not resolve feed did"}
+		return "", refusal.New("UnknownFeed", "could not resolve feed did")
 	}
 	return did, nil
 }
@@ -199,7 +195,7 @@ func (p *Proxy) createReport(w http.ResponseWriter, r *http.Request, _ string, a
 	out, err := io.ReadAll(io.LimitReader(resp.Body, p.cfg.MaxResponseSize+1))
 	if err != nil || resp.StatusCode != http.StatusOK || int64(len(out)) > p.cfg.MaxResponseSize || !isJSONObject(out) {
 		p.log.Warn("report service answered badly", "origin", t.origin, "status", resp.StatusCode, "err", err)
-		return errInternal
+		return refusal.ErrInternal
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
@@ -226,14 +222,14 @@ func reportInput(r *http.Request) ([]byte, error) {
 		return nil, badRequest("unable to read input")
 	}
 	if len(raw) > maxReportBody {
-		return nil, &xrpc.Error{Status: http.StatusRequestEntityTooLarge, Name: "PayloadTooLargeError", Message: "request entity too large"}
+		return nil, refusal.ErrPayloadTooLarge
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, badRequest("A request body is expected but none was provided")
 	}
 	var v any
 	if err := json.Unmarshal(raw, &v); err != nil {
-		return nil, &xrpc.Error{Status: http.StatusBadRequest, Name: "SyntaxError", Message: "Unexpected token in JSON body"}
+		return nil, refusal.New("SyntaxError", "Unexpected token in JSON body")
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/hearth-pds/hearth/identity"
 	"github.com/hearth-pds/hearth/identity/diddoc"
+	"github.com/hearth-pds/hearth/refusal"
 	"github.com/hearth-pds/hearth/serviceauth"
 	"github.com/hearth-pds/hearth/xrpc"
 )
@@ -123,27 +123,13 @@ func (h httpsOnly) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // errBadTokenMethod: a protected method, or a privileged one without a
 // privileged session.
-var errBadTokenMethod = &xrpc.Error{Status: http.StatusBadRequest, Name: "InvalidToken", Message: "Bad token method"}
+var errBadTokenMethod = refusal.New("InvalidToken", "Bad token method")
 
 // ServeXRPC implements xrpc.Proxy in the official order: protected
 // methods are refused, then the upstream is picked (header or default),
 // then the caller authenticated, privileged methods checked, and the
 // request forwarded with a service-auth token of the caller's.
 func (p *Proxy) ServeXRPC(w http.ResponseWriter, r *http.Request, nsid string, authenticate func(privileged bool) (string, error)) error {
-	err := p.serve(w, r, nsid, authenticate)
-	var ue *UpstreamError
-	if errors.As(err, &ue) {
-		if ue.Name == "" {
-			// xrpc always writes a name; the official PDS then writes none.
-			ue.Write(w)
-			return nil
-		}
-		return &xrpc.Error{Status: ue.Status, Name: ue.Name, Message: ue.Message}
-	}
-	return err
-}
-
-func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, nsid string, authenticate func(bool) (string, error)) error {
 	if serviceauth.Protected(nsid) {
 		return errBadTokenMethod
 	}

@@ -11,8 +11,7 @@ import (
 	"time"
 
 	"github.com/hearth-pds/hearth/identity/diddoc"
-	"github.com/hearth-pds/hearth/serviceauth"
-	"github.com/hearth-pds/hearth/xrpc"
+	"github.com/hearth-pds/hearth/refusal"
 )
 
 func TestParseProxyHeader(t *testing.T) {
@@ -34,8 +33,8 @@ func TestParseProxyHeader(t *testing.T) {
 	} {
 		did, id, err := parseProxyHeader(tt.in)
 		if tt.err != "" {
-			var xe *xrpc.Error
-			if !errors.As(err, &xe) || xe.Message != tt.err || xe.Status != 400 || xe.Name != "InvalidRequest" {
+			var xe *refusal.Error
+			if !errors.As(err, &xe) || xe.Message != tt.err || xe.HTTPStatus() != 400 || xe.Name != "InvalidRequest" {
 				t.Errorf("%q: %v, want %q", tt.in, err, tt.err)
 			}
 			continue
@@ -81,7 +80,7 @@ func TestProxiedContentEncoding(t *testing.T) {
 	} {
 		got, err := proxiedContentEncoding(tt.in)
 		if tt.err != "" {
-			var xe *xrpc.Error
+			var xe *refusal.Error
 			if !errors.As(err, &xe) || xe.Message != tt.err {
 				t.Errorf("%q: %v, want %q", tt.in, err, tt.err)
 			}
@@ -134,7 +133,7 @@ func call(p *Proxy, method, target string, h http.Header, appPassword bool) *htt
 	nsid := strings.TrimPrefix(r.URL.Path, "/xrpc/")
 	authn := func(privileged bool) (string, error) {
 		if r.Header.Get("Authorization") == "" {
-			return "", &xrpc.Error{Status: 401, Name: "AuthMissing", Message: "Authentication Required"}
+			return "", refusal.New("AuthMissing", "Authentication Required")
 		}
 		if privileged && appPassword {
 			return "", errors.New("Bad token scope")
@@ -148,16 +147,16 @@ func call(p *Proxy, method, target string, h http.Header, appPassword bool) *htt
 			}
 		}()
 		if err := p.ServeXRPC(w, r, nsid, authn); err != nil {
-			var xe *xrpc.Error
-			var se *serviceauth.Error
-			switch {
-			case errors.As(err, &xe):
-			case errors.As(err, &se):
-				xe = &xrpc.Error{Status: se.Status, Name: se.Name, Message: se.Message}
-			default:
-				xe = &xrpc.Error{Status: 500, Name: "InternalServerError", Message: err.Error()}
+			var xe *refusal.Error
+			if !errors.As(err, &xe) {
+				xe = refusal.WithStatus(500, "InternalServerError", err.Error())
 			}
-			w.Code = xe.Status
+			if xe.Name == "" {
+				// A status XRPC has no name for: rendered as the router does.
+				refusal.Write(w, xe)
+				return
+			}
+			w.Code = xe.HTTPStatus()
 			w.Body.WriteString(xe.Name + ": " + xe.Message)
 		}
 	}()

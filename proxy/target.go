@@ -10,7 +10,7 @@ import (
 	"github.com/bluesky-social/indigo/atproto/syntax"
 
 	"github.com/hearth-pds/hearth/identity/diddoc"
-	"github.com/hearth-pds/hearth/xrpc"
+	"github.com/hearth-pds/hearth/refusal"
 )
 
 // Upstream is a service requests are forwarded to: its DID (the audience
@@ -154,6 +154,6 @@ func origin(endpoint string) string {
 	return u.Scheme + "://" + u.Host
 }
 
-func badRequest(msg string) *xrpc.Error {
-	return &xrpc.Error{Status: http.StatusBadRequest, Name: "InvalidRequest", Message: msg}
+func badRequest(msg string) *refusal.Error {
+	return refusal.New("InvalidRequest", msg)
 }

@@ -24,8 +24,8 @@ func TestToErrorKeepsOwnStatus(t *testing.T) {
 		{&serviceauth.Error{Name: "AuthMissing", Message: "m"}, 401, "AuthMissing"},
 	} {
 		got := toError(tt.err, log, r)
-		if got.Status != tt.wantStatus || got.Name != tt.wantName {
-			t.Errorf("toError(%v) = %d %s, want %d %s", tt.err, got.Status, got.Name, tt.wantStatus, tt.wantName)
+		if got.HTTPStatus() != tt.wantStatus || got.Name != tt.wantName {
+			t.Errorf("toError(%v) = %d %s, want %d %s", tt.err, got.HTTPStatus(), got.Name, tt.wantStatus, tt.wantName)
 		}
 	}
 }

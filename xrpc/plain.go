@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hearth-pds/hearth/refusal"
 	"github.com/hearth-pds/hearth/store"
 )
 
@@ -79,7 +80,7 @@ func (s *Server) tlsCheck(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := s.accounts.Store.AccountByHandle(r.Context(), domain); err != nil {
-		writeError(w, &Error{http.StatusNotFound, "NotFound", "handle not found for this domain"})
+		writeError(w, refusal.New("NotFound", "handle not found for this domain"))
 		return
 	}
 	writeJSON(w, map[string]bool{"success": true})
