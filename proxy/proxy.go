@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hearth-pds/hearth/identity"
 	"github.com/hearth-pds/hearth/identity/diddoc"
+	"github.com/hearth-pds/hearth/outbound"
 	"github.com/hearth-pds/hearth/refusal"
 	"github.com/hearth-pds/hearth/serviceauth"
 	"github.com/hearth-pds/hearth/xrpc"
@@ -90,14 +90,13 @@ func New(cfg Config, tokens Tokens, docs Documents) *Proxy {
 	return &Proxy{cfg: cfg, tokens: tokens, docs: docs, transport: newTransport(cfg), log: cfg.Logger}
 }
 
-// newTransport is the guarded dialer of identity.GuardedClient with the
-// proxy's own limits: a response-header timeout, no overall timeout
+// newTransport is the outbound guard's transport with the proxy's own
+// limits: a response-header timeout, no overall timeout
 // (bodies stream as long as they keep moving), no automatic decompression
 // (bodies pass through as encoded), and enough idle connections per host
 // for a busy AppView.
 func newTransport(cfg Config) http.RoundTripper {
-	base := identity.GuardedClient(cfg.AllowPrivate, cfg.HeadersTimeout).Transport.(*http.Transport)
-	t := base.Clone()
+	t := outbound.Transport(cfg.AllowPrivate, cfg.HeadersTimeout)
 	t.ResponseHeaderTimeout = cfg.HeadersTimeout
 	t.DisableCompression = true
 	t.MaxIdleConns = 256
