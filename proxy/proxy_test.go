@@ -12,6 +12,7 @@ import (
 
 	"github.com/hearth-pds/hearth/identity/diddoc"
 	"github.com/hearth-pds/hearth/refusal"
+	"github.com/hearth-pds/hearth/serviceauth"
 )
 
 func TestParseProxyHeader(t *testing.T) {
@@ -123,7 +124,7 @@ const (
 )
 
 // call runs one request through p with a caller that is user (an app
-// password when appPassword is set).
+// password when appPassword is set), as the router calls Route and Forward.
 func call(p *Proxy, method, target string, h http.Header, appPassword bool) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(method, target, nil)
 	for k, v := range h {
@@ -131,14 +132,16 @@ func call(p *Proxy, method, target string, h http.Header, appPassword bool) *htt
 	}
 	w := httptest.NewRecorder()
 	nsid := strings.TrimPrefix(r.URL.Path, "/xrpc/")
-	authn := func(privileged bool) (string, error) {
+	// As the router does: the route, then the caller, then the forward.
+	serve := func() error {
+		t, err := p.Route(r, nsid)
+		if err != nil {
+			return err
+		}
 		if r.Header.Get("Authorization") == "" {
-			return "", refusal.New("AuthMissing", "Authentication Required")
+			return refusal.New("AuthMissing", "Authentication Required")
 		}
-		if privileged && appPassword {
-			return "", errors.New("Bad token scope")
-		}
-		return user, nil
+		return p.Forward(w, r, nsid, t, serviceauth.Caller{DID: user, Privileged: !appPassword})
 	}
 	func() {
 		defer func() {
@@ -146,7 +149,7 @@ func call(p *Proxy, method, target string, h http.Header, appPassword bool) *htt
 				panic(v)
 			}
 		}()
-		if err := p.ServeXRPC(w, r, nsid, authn); err != nil {
+		if err := serve(); err != nil {
 			var xe *refusal.Error
 			if !errors.As(err, &xe) {
 				xe = refusal.WithStatus(500, "InternalServerError", err.Error())

@@ -47,3 +47,18 @@ var viewMethods = []string{
 func (s *Server) readAfterWrite(w http.ResponseWriter, r *http.Request, c caller) error {
 	return s.views.ServeView(w, r, r.PathValue("nsid"), c.DID)
 }
+
+// getFeed, createReport and push are served by the proxy with the caller
+// known: app.bsky.feed.getFeed (through the feed generator),
+// com.atproto.moderation.createReport and the push registrations.
+func (s *Server) getFeed(w http.ResponseWriter, r *http.Request, c caller) error {
+	return s.proxy.GetFeed(w, r, c.service())
+}
+
+func (s *Server) createReport(w http.ResponseWriter, r *http.Request, c caller) error {
+	return s.proxy.CreateReport(w, r, c.service())
+}
+
+func (s *Server) push(w http.ResponseWriter, r *http.Request, c caller) error {
+	return s.proxy.Push(w, r, r.PathValue("nsid"), c.service())
+}

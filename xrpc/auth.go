@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/hearth-pds/hearth/account"
+	"github.com/hearth-pds/hearth/serviceauth"
 )
 
 // authLevel is what a route demands of its caller.
@@ -28,6 +29,12 @@ type caller struct {
 	Scope   account.Scope
 	Refresh account.Claims // set for authRefresh routes
 	Admin   bool
+}
+
+// service is the caller as the proxy and service auth see it: privileged
+// unless an app password without the privileged flag.
+func (c caller) service() serviceauth.Caller {
+	return serviceauth.Caller{DID: c.DID, Privileged: c.Scope == account.ScopeAccess || c.Scope == account.ScopeAppPassPrivileged}
 }
 
 // authenticate checks r against level.

@@ -300,10 +300,7 @@ func (s *Server) getServiceAuth(w http.ResponseWriter, r *http.Request, c caller
 	if err != nil {
 		return err
 	}
-	token, err := s.serviceAuth.GetServiceAuth(r.Context(), serviceauth.Caller{
-		DID:        c.DID,
-		Privileged: c.Scope == account.ScopeAccess || c.Scope == account.ScopeAppPassPrivileged,
-	}, req)
+	token, err := s.serviceAuth.GetServiceAuth(r.Context(), c.service(), req)
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/hearth-pds/hearth/account"
 	"github.com/hearth-pds/hearth/blobs"
+	"github.com/hearth-pds/hearth/proxy"
 	"github.com/hearth-pds/hearth/records"
 	"github.com/hearth-pds/hearth/serviceauth"
 )
@@ -46,13 +47,19 @@ type Pinger interface {
 
 // Proxy serves the XRPC methods this server does not implement itself,
 // by forwarding them upstream (the AppView, a service named in an
-// atproto-proxy header). It picks the upstream first and refuses what it
-// cannot forward; then it calls authenticate, which checks the caller's
-// access token (a full or privileged session when privileged is set) and
-// returns the caller's DID. Errors it returns are rendered like handler
-// errors.
+// atproto-proxy header), and the few the official PDS serves with local
+// handling on top of an upstream (proxy.Proxy does). Route picks the
+// upstream and refuses what it cannot forward, before the caller is
+// authenticated; Forward and the local handlers get the caller known.
+// Errors are rendered like handler errors.
 type Proxy interface {
-	ServeXRPC(w http.ResponseWriter, r *http.Request, nsid string, authenticate func(privileged bool) (did string, err error)) error
+	Route(r *http.Request, nsid string) (proxy.Target, error)
+	Forward(w http.ResponseWriter, r *http.Request, nsid string, t proxy.Target, c serviceauth.Caller) error
+	// ServesFeeds reports whether GetFeed can serve (an AppView is set).
+	ServesFeeds() bool
+	GetFeed(w http.ResponseWriter, r *http.Request, c serviceauth.Caller) error
+	CreateReport(w http.ResponseWriter, r *http.Request, c serviceauth.Caller) error
+	Push(w http.ResponseWriter, r *http.Request, nsid string, c serviceauth.Caller) error
 }
 
 // ServiceAuth mints the tokens com.atproto.server.getServiceAuth asks
@@ -213,6 +220,17 @@ func New(cfg Config) *Server {
 	}
 	s.params = map[string]func(url.Values) error{
 		"com.atproto.server.getServiceAuth": checkServiceAuthParams,
+		"app.bsky.feed.getFeed":             proxy.CheckFeedParams,
+	}
+	if s.proxy != nil {
+		// Methods the official PDS serves with routes of their own on top
+		// of an upstream; other verbs go to its catch-all.
+		if s.proxy.ServesFeeds() {
+			s.methods["app.bsky.feed.getFeed"] = route{get, authAccess, s.getFeed}
+		}
+		s.methods["com.atproto.moderation.createReport"] = route{post, authAccess, s.createReport}
+		s.methods["app.bsky.notification.registerPush"] = route{post, authAccess, s.push}
+		s.methods["app.bsky.notification.unregisterPush"] = route{post, authAccess, s.push}
 	}
 	if s.serviceAuth == nil {
 		delete(s.methods, "com.atproto.server.getServiceAuth")
@@ -274,7 +292,7 @@ func (s *Server) serveXRPC(w http.ResponseWriter, r *http.Request) {
 		writeError(w, invalidRequest("XRPC requests only supports GET and POST"))
 		return
 	}
-	rt, ok := s.methods[nsid]
+	rt, ok := s.lookup(nsid)
 	if !ok {
 		s.serveProxied(w, r, nsid)
 		return
@@ -292,9 +310,7 @@ func (s *Server) serveXRPC(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if rt.auth != authNone {
-		// Responses that depend on who asks must not be shared by caches.
-		w.Header().Set("Cache-Control", "private")
-		w.Header().Add("Vary", "Authorization")
+		markPrivate(w)
 	}
 	c, err := s.authenticate(r, rt.auth)
 	if err == nil {
@@ -305,26 +321,47 @@ func (s *Server) serveXRPC(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// serveProxied hands a method this server does not implement to the proxy.
+// lookup finds nsid's route; the push methods match in any case, as the
+// official PDS's routes of them do.
+func (s *Server) lookup(nsid string) (route, bool) {
+	if rt, ok := s.methods[nsid]; ok {
+		return rt, true
+	}
+	for _, push := range []string{"app.bsky.notification.registerPush", "app.bsky.notification.unregisterPush"} {
+		if rt, ok := s.methods[push]; ok && strings.EqualFold(nsid, push) {
+			return rt, true
+		}
+	}
+	return route{}, false
+}
+
+// serveProxied hands a method this server does not implement to the
+// proxy, in the official order: the upstream is picked (or the request
+// refused) first, then the caller authenticated, then the request
+// forwarded.
 func (s *Server) serveProxied(w http.ResponseWriter, r *http.Request, nsid string) {
 	if s.proxy == nil {
 		writeError(w, invalidRequest("No service configured for "+nsid))
 		return
 	}
-	authenticate := func(privileged bool) (string, error) {
-		level := authAccess
-		c, err := s.authenticate(r, level)
-		if err != nil {
-			return "", err
+	t, err := s.proxy.Route(r, nsid)
+	if err == nil {
+		markPrivate(w)
+		var c caller
+		if c, err = s.authenticate(r, authAccess); err == nil {
+			err = s.proxy.Forward(w, r, nsid, t, c.service())
 		}
-		if privileged && c.Scope == account.ScopeAppPass {
-			return "", account.ErrTokenScope
-		}
-		return c.DID, nil
 	}
-	if err := s.proxy.ServeXRPC(w, r, nsid, authenticate); err != nil {
+	if err != nil {
 		writeError(w, toError(err, s.log, r))
 	}
+}
+
+// markPrivate keeps responses that depend on who asks out of shared
+// caches.
+func markPrivate(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "private")
+	w.Header().Add("Vary", "Authorization")
 }
 
 // statusRecorder remembers the status written, for the request log.
