@@ -10,19 +10,6 @@ import (
 	"github.com/hearth-pds/hearth/serviceauth"
 )
 
-// authLevel is what a route demands of its caller.
-type authLevel int
-
-const (
-	authNone       authLevel = iota
-	authAccess               // any access token, app passwords included
-	authAccessFull           // access token of a full (non app-password) session
-	authPrivileged           // full session or privileged app password
-	authRefresh              // a refresh token
-	authAdmin                // HTTP Basic admin:PDS_ADMIN_PASSWORD
-	authAccessOrAdmin
-)
-
 // caller is who made a request, as established by its route's auth level.
 type caller struct {
 	DID     string
@@ -47,11 +34,16 @@ func (s *Server) authenticate(r *http.Request, level authLevel) (caller, error) 
 			return caller{Admin: true}, nil
 		}
 		return caller{}, errAdminRequired
-	case authAccessOrAdmin:
+	case authOptional:
 		if s.isAdmin(r) {
 			return caller{Admin: true}, nil
 		}
-		return s.authenticate(r, authAccess)
+		if token, err := bearer(r); err == nil {
+			if c, err := s.tokens.VerifyAccess(token); err == nil {
+				return caller{DID: c.DID, Scope: c.Scope}, nil
+			}
+		}
+		return caller{}, nil
 	}
 	token, err := bearer(r)
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -128,24 +127,15 @@ type Server struct {
 	log           *slog.Logger
 	logRequests   bool
 
-	methods map[string]route
-	// params are checked before auth, as the official PDS checks every
-	// method's parameters first; listed where tests pin that order.
-	params map[string]func(url.Values) error
-	mux    *http.ServeMux
+	table table
+	mux   *http.ServeMux
 }
 
 // handlerFunc is an XRPC method: it writes its response or returns an error
 // for toError to render.
 type handlerFunc func(w http.ResponseWriter, r *http.Request, c caller) error
 
-type route struct {
-	method string // GET for queries, POST for procedures
-	auth   authLevel
-	h      handlerFunc
-}
-
-// New builds the server and its route table.
+// New builds the server; its routes are in routes.go.
 func New(cfg Config) *Server {
 	s := &Server{
 		version:       cfg.Version,
@@ -168,80 +158,7 @@ func New(cfg Config) *Server {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	const get, post = http.MethodGet, http.MethodPost
-	// The route table: every XRPC method, its verb, its auth and handler.
-	s.methods = map[string]route{
-		"com.atproto.server.describeServer":                 {get, authNone, s.describeServer},
-		"com.atproto.server.createAccount":                  {post, authNone, s.createAccount},
-		"com.atproto.server.createSession":                  {post, authNone, s.createSession},
-		"com.atproto.server.getSession":                     {get, authAccess, s.getSession},
-		"com.atproto.server.refreshSession":                 {post, authRefresh, s.refreshSession},
-		"com.atproto.server.deleteSession":                  {post, authRefresh, s.deleteSession},
-		"com.atproto.server.createAppPassword":              {post, authAccessFull, s.createAppPassword},
-		"com.atproto.server.listAppPasswords":               {get, authAccess, s.listAppPasswords},
-		"com.atproto.server.revokeAppPassword":              {post, authAccessFull, s.revokeAppPassword},
-		"com.atproto.server.createInviteCode":               {post, authAdmin, s.createInviteCode},
-		"com.atproto.server.createInviteCodes":              {post, authAdmin, s.createInviteCodes},
-		"com.atproto.server.getAccountInviteCodes":          {get, authAccessFull, s.getAccountInviteCodes},
-		"com.atproto.server.deactivateAccount":              {post, authAccessFull, s.deactivateAccount},
-		"com.atproto.server.activateAccount":                {post, authAccessFull, s.activateAccount},
-		"com.atproto.server.getServiceAuth":                 {get, authAccess, s.getServiceAuth},
-		"com.atproto.admin.disableInviteCodes":              {post, authAdmin, s.disableInviteCodes},
-		"com.atproto.identity.resolveHandle":                {get, authNone, s.resolveHandle},
-		"com.atproto.identity.updateHandle":                 {post, authPrivileged, s.updateHandle},
-		"com.atproto.identity.getRecommendedDidCredentials": {get, authAccess, s.getRecommendedDidCredentials},
-		"com.atproto.repo.createRecord":                     {post, authAccess, s.createRecord},
-		"com.atproto.repo.putRecord":                        {post, authAccess, s.putRecord},
-		"com.atproto.repo.deleteRecord":                     {post, authAccess, s.deleteRecord},
-		"com.atproto.repo.applyWrites":                      {post, authAccess, s.applyWrites},
-		"com.atproto.repo.getRecord":                        {get, authNone, s.getRecord},
-		"com.atproto.repo.listRecords":                      {get, authNone, s.listRecords},
-		"com.atproto.repo.describeRepo":                     {get, authNone, s.describeRepo},
-		"app.bsky.actor.getPreferences":                     {get, authAccess, s.getPreferences},
-		"app.bsky.actor.putPreferences":                     {post, authAccess, s.putPreferences},
-		"app.bsky.actor.getProfile":                         {get, authAccess, s.readAfterWrite},
-		"app.bsky.actor.getProfiles":                        {get, authAccess, s.readAfterWrite},
-		"app.bsky.feed.getTimeline":                         {get, authAccess, s.readAfterWrite},
-		"app.bsky.feed.getAuthorFeed":                       {get, authAccess, s.readAfterWrite},
-		"app.bsky.feed.getActorLikes":                       {get, authAccess, s.readAfterWrite},
-		"app.bsky.feed.getPostThread":                       {get, authAccess, s.readAfterWrite},
-		"com.atproto.repo.uploadBlob":                       {post, authAccess, s.uploadBlob},
-		"com.atproto.repo.listMissingBlobs":                 {get, authAccess, s.listMissingBlobs},
-		"com.atproto.sync.getBlob":                          {get, authNone, s.syncGetBlob},
-		"com.atproto.sync.listBlobs":                        {get, authNone, s.syncListBlobs},
-		"com.atproto.sync.getRepo":                          {get, authNone, s.syncGetRepo},
-		"com.atproto.sync.getCheckout":                      {get, authNone, s.syncGetRepo},
-		"com.atproto.sync.getRecord":                        {get, authNone, s.syncGetRecord},
-		"com.atproto.sync.getBlocks":                        {get, authNone, s.syncGetBlocks},
-		"com.atproto.sync.getLatestCommit":                  {get, authNone, s.syncGetLatestCommit},
-		"com.atproto.sync.getHead":                          {get, authNone, s.syncGetHead},
-		"com.atproto.sync.getRepoStatus":                    {get, authNone, s.syncGetRepoStatus},
-		"com.atproto.sync.listRepos":                        {get, authNone, s.syncListRepos},
-	}
-	s.params = map[string]func(url.Values) error{
-		"com.atproto.server.getServiceAuth": checkServiceAuthParams,
-		"app.bsky.feed.getFeed":             proxy.CheckFeedParams,
-	}
-	if s.proxy != nil {
-		// Methods the official PDS serves with routes of their own on top
-		// of an upstream; other verbs go to its catch-all.
-		if s.proxy.ServesFeeds() {
-			s.methods["app.bsky.feed.getFeed"] = route{get, authAccess, s.getFeed}
-		}
-		s.methods["com.atproto.moderation.createReport"] = route{post, authAccess, s.createReport}
-		s.methods["app.bsky.notification.registerPush"] = route{post, authAccess, s.push}
-		s.methods["app.bsky.notification.unregisterPush"] = route{post, authAccess, s.push}
-	}
-	if s.serviceAuth == nil {
-		delete(s.methods, "com.atproto.server.getServiceAuth")
-	}
-	if s.views == nil {
-		// Without an AppView the official PDS has no such routes: its
-		// catch-all answers them.
-		for _, nsid := range viewMethods {
-			delete(s.methods, nsid)
-		}
-	}
+	s.table = newTable(s.routes())
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.banner)
@@ -249,9 +166,6 @@ func New(cfg Config) *Server {
 	mux.HandleFunc("GET /xrpc/_health", s.health)
 	mux.HandleFunc("GET /.well-known/atproto-did", s.wellKnownDID)
 	mux.HandleFunc("GET /tls-check", s.tlsCheck)
-	if s.firehose != nil {
-		mux.Handle("GET /xrpc/com.atproto.sync.subscribeRepos", s.firehose)
-	}
 	mux.HandleFunc("/xrpc/{nsid}", s.serveXRPC)
 	mux.HandleFunc("/xrpc/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, invalidRequest("invalid xrpc path"))
@@ -297,19 +211,19 @@ func (s *Server) serveXRPC(w http.ResponseWriter, r *http.Request) {
 		s.serveProxied(w, r, nsid)
 		return
 	}
-	if r.Method != rt.method && !(rt.method == http.MethodGet && r.Method == http.MethodHead) {
+	if r.Method != rt.verb && !(rt.verb == http.MethodGet && r.Method == http.MethodHead) {
 		// The official PDS sends a method with the wrong verb on to its
 		// proxy, which answers for it; so does this server.
 		s.serveProxied(w, r, nsid)
 		return
 	}
-	if check, ok := s.params[nsid]; ok {
-		if err := check(r.URL.Query()); err != nil {
+	if rt.check != nil {
+		if err := rt.check(r.URL.Query()); err != nil {
 			writeError(w, toError(err, s.log, r))
 			return
 		}
 	}
-	if rt.auth != authNone {
+	if rt.auth != authNone && rt.auth != authOptional {
 		markPrivate(w)
 	}
 	c, err := s.authenticate(r, rt.auth)
@@ -319,20 +233,6 @@ func (s *Server) serveXRPC(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		writeError(w, toError(err, s.log, r))
 	}
-}
-
-// lookup finds nsid's route; the push methods match in any case, as the
-// official PDS's routes of them do.
-func (s *Server) lookup(nsid string) (route, bool) {
-	if rt, ok := s.methods[nsid]; ok {
-		return rt, true
-	}
-	for _, push := range []string{"app.bsky.notification.registerPush", "app.bsky.notification.unregisterPush"} {
-		if rt, ok := s.methods[push]; ok && strings.EqualFold(nsid, push) {
-			return rt, true
-		}
-	}
-	return route{}, false
 }
 
 // serveProxied hands a method this server does not implement to the
