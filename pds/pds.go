@@ -100,8 +100,7 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	blobSvc := blobs.New(st, bytes, cfg.Service.BlobUploadLimit, cfg.Blobstore.CollectGrace, log.With("component", "blobs"))
 	recs := records.New(st, blobSvc, repo.NewEngine(0), events, lexicons.Lazy{}, log.With("component", "records"))
 	tokens := &account.Tokens{Secret: []byte(cfg.Secrets.JWTSecret), ServiceDID: cfg.Service.DID.String()}
-	accounts := account.NewService(account.Service{
-		Store:          st,
+	accounts := account.NewService(st, account.Service{
 		Identities:     plc,
 		Handles:        handle.Rules{ServiceDomains: cfg.Identity.ServiceHandleDomains},
 		Resolver:       resolver,

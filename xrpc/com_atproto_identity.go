@@ -7,7 +7,7 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
 
-	"github.com/hearth-pds/hearth/store"
+	"github.com/hearth-pds/hearth/account"
 )
 
 // resolveHandle answers hosted handles from the local index, then asks
@@ -22,22 +22,22 @@ func (s *Server) resolveHandle(w http.ResponseWriter, r *http.Request, _ caller)
 		return invalidRequest(`Invalid handle (got "` + abbreviate(raw) + `") at $.handle`)
 	}
 	h = h.Normalize()
-	a, err := s.accounts.Store.AccountByHandle(r.Context(), h.String())
+	did, err := s.accounts.HandleDID(r.Context(), h.String())
 	if err == nil {
-		return writeJSON(w, map[string]string{"did": a.DID})
+		return writeJSON(w, map[string]string{"did": did})
 	}
-	if !errors.Is(err, store.ErrNotFound) {
+	if !errors.Is(err, account.ErrAccountNotFound) {
 		return err
 	}
 	if s.isServiceHandle(h.String()) || s.handles == nil {
 		return errUnresolved
 	}
-	did, err := s.handles.ResolveHandle(r.Context(), h)
+	remote, err := s.handles.ResolveHandle(r.Context(), h)
 	if err != nil {
 		s.log.Debug("resolve handle failed", "handle", h, "err", err)
 		return errUnresolved
 	}
-	return writeJSON(w, map[string]string{"did": did.String()})
+	return writeJSON(w, map[string]string{"did": remote.String()})
 }
 
 // errUnresolved is what the official PDS answers for a handle that

@@ -349,13 +349,13 @@ func (s *Server) describeRepo(w http.ResponseWriter, r *http.Request, _ caller) 
 	if cols == nil {
 		cols = []string{}
 	}
-	doc, err := s.accounts.Identities.Document(r.Context(), a.DID)
+	doc, err := s.accounts.DIDDocument(r.Context(), a.DID)
 	if err != nil {
 		return err
 	}
 	handleIsCorrect := a.Handle != "" && documentNamesHandle(doc, a.Handle)
 	return writeJSON(w, map[string]any{
-		"handle": handleOrInvalid(a), "did": a.DID, "didDoc": doc, "collections": cols, "handleIsCorrect": handleIsCorrect,
+		"handle": handleOrInvalid(a.Handle), "did": a.DID, "didDoc": doc, "collections": cols, "handleIsCorrect": handleIsCorrect,
 	})
 }
 

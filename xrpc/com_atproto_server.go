@@ -7,7 +7,6 @@ import (
 
 	"github.com/hearth-pds/hearth/account"
 	"github.com/hearth-pds/hearth/serviceauth"
-	"github.com/hearth-pds/hearth/store"
 )
 
 const timeLayout = "2006-01-02T15:04:05.000Z"
@@ -56,21 +55,21 @@ func sessionBody(sess *account.Session) sessionOutput {
 	out := sessionOutput{
 		AccessJWT:  sess.AccessJWT,
 		RefreshJWT: sess.RefreshJWT,
-		Handle:     handleOrInvalid(a),
+		Handle:     handleOrInvalid(a.Handle),
 		DID:        a.DID,
 		DIDDoc:     sess.DIDDoc,
-		Status:     a.Status(),
+		Status:     a.Status,
 	}
-	active, confirmed := a.Active(), a.EmailConfirmedAt != nil
+	active, confirmed := a.Active(), a.EmailConfirmed
 	out.Active, out.Email, out.EmailConfirmed = &active, a.Email, &confirmed
 	return out
 }
 
-func handleOrInvalid(a *store.Account) string {
-	if a.Handle == "" {
+func handleOrInvalid(handle string) string {
+	if handle == "" {
 		return "handle.invalid"
 	}
-	return a.Handle
+	return handle
 }
 
 func (s *Server) createAccount(w http.ResponseWriter, r *http.Request, _ caller) error {

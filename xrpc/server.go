@@ -16,10 +16,7 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
 
-	"github.com/hearth-pds/hearth/account"
-	"github.com/hearth-pds/hearth/blobs"
 	"github.com/hearth-pds/hearth/proxy"
-	"github.com/hearth-pds/hearth/records"
 	"github.com/hearth-pds/hearth/serviceauth"
 )
 
@@ -83,9 +80,9 @@ type Config struct {
 	Version       string
 	AdminPassword string
 	Describe      Describe
-	Accounts      *account.Service
-	Records       *records.Service
-	Blobs         *blobs.Service
+	Accounts      Accounts
+	Records       Records
+	Blobs         Blobs
 	// Firehose serves com.atproto.sync.subscribeRepos (a WebSocket).
 	Firehose http.Handler
 	// Proxy forwards methods not served here; nil answers them as the
@@ -97,7 +94,7 @@ type Config struct {
 	// Views serves the read-after-write views (set with an AppView); nil
 	// leaves them to the proxy.
 	Views   Views
-	Tokens  *account.Tokens
+	Tokens  Verifier
 	Store   Pinger
 	Handles HandleResolver
 	// HandleDomains are the service handle suffixes (".example.com"),
@@ -113,14 +110,14 @@ type Server struct {
 	version       string
 	adminPassword string
 	describe      Describe
-	accounts      *account.Service
-	records       *records.Service
-	blobs         *blobs.Service
+	accounts      Accounts
+	records       Records
+	blobs         Blobs
 	firehose      http.Handler
 	proxy         Proxy
 	serviceAuth   ServiceAuth
 	views         Views
-	tokens        *account.Tokens
+	tokens        Verifier
 	store         Pinger
 	handles       HandleResolver
 	handleDomains []string
