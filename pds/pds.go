@@ -136,6 +136,7 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 			ContactEmail:         cfg.Service.ContactEmailAddress,
 			Hostname:             cfg.Service.Hostname,
 			HomeURL:              cfg.Service.HomeURL,
+			BlobUploadLimit:      cfg.Service.BlobUploadLimit,
 		},
 		Accounts:      accounts,
 		Records:       recs,

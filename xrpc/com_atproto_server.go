@@ -24,6 +24,7 @@ func (s *Server) describeServer(w http.ResponseWriter, r *http.Request, _ caller
 		"did":                       d.DID,
 		"availableUserDomains":      d.AvailableUserDomains,
 		"inviteCodeRequired":        d.InviteCodeRequired,
+		"blobUploadLimit":           d.BlobUploadLimit,
 		"phoneVerificationRequired": false,
 		"links":                     links,
 		"contact":                   map[string]string{},

@@ -34,6 +34,9 @@ type Describe struct {
 	ContactEmail         string
 	Hostname             string
 	HomeURL              string
+	// BlobUploadLimit is the largest blob accepted, in bytes
+	// (PDS_BLOB_UPLOAD_LIMIT).
+	BlobUploadLimit int64
 }
 
 // Pinger checks the store answers, for /xrpc/_health.
