@@ -206,11 +206,12 @@ func (p *Proxy) upstreamError(resp *http.Response) *refusal.Error {
 	e := &refusal.Error{Status: status, Cause: &UpstreamAnswer{Status: resp.StatusCode, Rev: resp.Header.Get("Atproto-Repo-Rev")}}
 	e.Name, _ = payload.Error.(string)
 	e.Message, _ = payload.Message.(string)
+	name, text := refusal.ForStatus(status)
 	if e.Name == "" {
-		e.Name = typeName[status]
+		e.Name = name
 	}
 	if e.Message == "" {
-		e.Message = typeText[status]
+		e.Message = text
 	}
 	return e
 }
@@ -255,22 +256,3 @@ func decodeBody(body io.Reader, encoding string, limit int64) ([]byte, error) {
 	}
 	return b, nil
 }
-
-// typeName and typeText are XRPC's names and texts of the statuses it
-// knows (@atproto/xrpc ResponseType).
-var (
-	typeName = map[int]string{
-		400: "InvalidRequest", 401: "AuthenticationRequired", 403: "Forbidden",
-		404: "XRPCNotSupported", 406: "NotAcceptable", 413: "PayloadTooLarge",
-		415: "UnsupportedMediaType", 429: "RateLimitExceeded", 500: "InternalServerError",
-		501: "MethodNotImplemented", 502: "UpstreamFailure", 503: "NotEnoughResources",
-		504: "UpstreamTimeout",
-	}
-	typeText = map[int]string{
-		400: "Invalid Request", 401: "Authentication Required", 403: "Forbidden",
-		404: "XRPC Not Supported", 406: "Not Acceptable", 413: "Payload Too Large",
-		415: "Unsupported Media Type", 429: "Rate Limit Exceeded", 500: "Internal Server Error",
-		501: "Method Not Implemented", 502: "Upstream Failure", 503: "Not Enough Resources",
-		504: "Upstream Timeout",
-	}
-)

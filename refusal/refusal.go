@@ -86,25 +86,46 @@ var (
 	ErrPayloadTooLarge = New("PayloadTooLargeError", "request entity too large")
 )
 
-// statusByName is the HTTP status of each error name; names not listed
-// are 400, like the official PDS's InvalidRequest family.
-var statusByName = map[string]int{
-	"AuthenticationRequired": http.StatusUnauthorized,
-	"AuthMissing":            http.StatusUnauthorized,
-	"Forbidden":              http.StatusForbidden,
-	"NotFound":               http.StatusNotFound,
-	"MethodNotImplemented":   http.StatusNotImplemented,
-	"MissingTokenId":         http.StatusUnauthorized,
-	"PayloadTooLarge":        http.StatusRequestEntityTooLarge,
-	"PayloadTooLargeError":   http.StatusRequestEntityTooLarge,
-	"AccountNotFound":        http.StatusForbidden,
-	"AccountDeactivated":     http.StatusUnauthorized,
-	"AccountTakedown":        http.StatusUnauthorized,
-	"RateLimitExceeded":      http.StatusTooManyRequests,
-	"InternalServerError":    http.StatusInternalServerError,
-	"UpstreamFailure":        http.StatusBadGateway,
-	"NotAcceptable":          http.StatusNotAcceptable,
+// responseTypes are XRPC's own error names (@atproto/xrpc's
+// ResponseType): the status each stands for and its standard text, which
+// an upstream's answer without a name of its own is given.
+var responseTypes = []struct {
+	status     int
+	name, text string
+}{
+	{400, "InvalidRequest", "Invalid Request"},
+	{401, "AuthenticationRequired", "Authentication Required"},
+	{403, "Forbidden", "Forbidden"},
+	{404, "XRPCNotSupported", "XRPC Not Supported"},
+	{406, "NotAcceptable", "Not Acceptable"},
+	{413, "PayloadTooLarge", "Payload Too Large"},
+	{415, "UnsupportedMediaType", "Unsupported Media Type"},
+	{429, "RateLimitExceeded", "Rate Limit Exceeded"},
+	{500, "InternalServerError", "Internal Server Error"},
+	{501, "MethodNotImplemented", "Method Not Implemented"},
+	{502, "UpstreamFailure", "Upstream Failure"},
+	{503, "NotEnoughResources", "Not Enough Resources"},
+	{504, "UpstreamTimeout", "Upstream Timeout"},
 }
+
+// statusByName is the HTTP status of each error name: XRPC's own, and
+// the official PDS's that it sends with a status other than 400. Names
+// not listed are 400, like the official PDS's InvalidRequest family.
+var statusByName = func() map[string]int {
+	m := map[string]int{
+		"AuthMissing":          http.StatusUnauthorized,
+		"NotFound":             http.StatusNotFound,
+		"MissingTokenId":       http.StatusUnauthorized,
+		"PayloadTooLargeError": http.StatusRequestEntityTooLarge,
+		"AccountNotFound":      http.StatusForbidden,
+		"AccountDeactivated":   http.StatusUnauthorized,
+		"AccountTakedown":      http.StatusUnauthorized,
+	}
+	for _, rt := range responseTypes {
+		m[rt.name] = rt.status
+	}
+	return m
+}()
 
 // StatusOf is the HTTP status of an error name.
 func StatusOf(name string) int {
@@ -112,6 +133,17 @@ func StatusOf(name string) int {
 		return s
 	}
 	return http.StatusBadRequest
+}
+
+// ForStatus is XRPC's name and standard text for status; both are empty
+// for a status XRPC has no name for.
+func ForStatus(status int) (name, text string) {
+	for _, rt := range responseTypes {
+		if rt.status == status {
+			return rt.name, rt.text
+		}
+	}
+	return "", ""
 }
 
 // Write renders e as an XRPC error response. A field that is empty is

@@ -72,3 +72,17 @@ func TestWrite(t *testing.T) {
 		}
 	}
 }
+
+// XRPC's own names go both ways: a status gets its name, the name its
+// status.
+func TestForStatus(t *testing.T) {
+	for _, rt := range responseTypes {
+		name, text := ForStatus(rt.status)
+		if name != rt.name || text != rt.text || StatusOf(name) != rt.status {
+			t.Errorf("ForStatus(%d) = %q %q; StatusOf(%q) = %d", rt.status, name, text, name, StatusOf(name))
+		}
+	}
+	if name, text := ForStatus(418); name != "" || text != "" {
+		t.Errorf("ForStatus(418) = %q %q, want none", name, text)
+	}
+}
