@@ -12,6 +12,8 @@ import (
 	"github.com/bluesky-social/indigo/atproto/syntax"
 
 	"github.com/hearth-pds/hearth/account"
+	"github.com/hearth-pds/hearth/proxy"
+	"github.com/hearth-pds/hearth/serviceauth"
 )
 
 const (
@@ -195,11 +197,53 @@ func TestRouteTable(t *testing.T) {
 func TestUnbackedRoutes(t *testing.T) {
 	s := New(Config{})
 	for _, nsid := range []string{"com.atproto.server.getServiceAuth", "app.bsky.feed.getTimeline", "app.bsky.feed.getFeed", "com.atproto.sync.subscribeRepos"} {
-		rt, _ := s.table.exact[nsid]
+		rt := s.table.exact[nsid]
 		w := httptest.NewRecorder()
 		s.ServeHTTP(w, httptest.NewRequest(rt.verb, "/xrpc/"+nsid, nil))
 		if w.Code != 400 || w.Body.String() != `{"error":"InvalidRequest","message":"No service configured for `+nsid+`"}`+"\n" {
 			t.Errorf("%s without its service: %d %s", nsid, w.Code, w.Body)
+		}
+	}
+}
+
+// fakeProxy accepts every method and reports the caller it is given.
+type fakeProxy struct{ Proxy }
+
+func (fakeProxy) Route(*http.Request, string) (proxy.Target, error) { return proxy.Target{}, nil }
+
+func (fakeProxy) Forward(w http.ResponseWriter, _ *http.Request, _ string, _ proxy.Target, c serviceauth.Caller) error {
+	who := "unprivileged"
+	if c.Privileged {
+		who = "privileged"
+	}
+	if c.DID != alice {
+		who = "someone else: " + c.DID
+	}
+	return writeJSON(w, map[string]string{"caller": who})
+}
+
+// TestCatchAllAuth: a method not in the table is forwarded for any access
+// token, with whether the session may call privileged methods.
+func TestCatchAllAuth(t *testing.T) {
+	tokens := &account.Tokens{Secret: []byte("jwt-secret"), ServiceDID: testServiceDID}
+	s := New(Config{AdminPassword: testAdminPassword, Tokens: tokens, Proxy: fakeProxy{}, Store: pinger{}})
+	wants := []outcome{noCredentials, as("privileged"), otherTokenType, as("unprivileged"), as("privileged"), basicScheme, notOurs}
+	for i, cred := range credentials(t, tokens) {
+		r := httptest.NewRequest(http.MethodGet, "/xrpc/chat.bsky.convo.listConvos", nil)
+		if cred.header != "" {
+			r.Header.Set("Authorization", cred.header)
+		}
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, r)
+		var body struct{ Caller, Error, Message string }
+		if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+			t.Fatalf("%s: body %q: %v", cred.name, w.Body, err)
+		}
+		if got := (outcome{status: w.Code, caller: body.Caller, name: body.Error, message: body.Message}); got != wants[i] {
+			t.Errorf("proxied with %s: %+v, want %+v", cred.name, got, wants[i])
+		}
+		if w.Header().Get("Cache-Control") != "private" {
+			t.Errorf("proxied with %s: Cache-Control %q", cred.name, w.Header().Get("Cache-Control"))
 		}
 	}
 }
