@@ -117,6 +117,22 @@ var want = map[authLevel][]outcome{
 	authAdmin:      {adminNeeded, adminNeeded, adminNeeded, adminNeeded, adminNeeded, as("admin"), adminNeeded},
 }
 
+// send calls nsid with cred and reads what came back.
+func send(t *testing.T, s *Server, verb, nsid string, cred credential) (outcome, *httptest.ResponseRecorder) {
+	t.Helper()
+	r := httptest.NewRequest(verb, "/xrpc/"+nsid, nil)
+	if cred.header != "" {
+		r.Header.Set("Authorization", cred.header)
+	}
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, r)
+	var body struct{ Caller, Error, Message string }
+	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+		t.Errorf("%s with %s: body %q: %v", nsid, cred.name, w.Body, err)
+	}
+	return outcome{status: w.Code, caller: body.Caller, name: body.Error, message: body.Message}, w
+}
+
 // TestRouteAuth walks the route table and sends every route each kind of
 // credentials: each is accepted as the right caller or refused with the
 // official status, name and message of its auth level. The handlers are
@@ -152,18 +168,7 @@ func TestRouteAuth(t *testing.T) {
 			continue
 		}
 		for i, cred := range creds {
-			r := httptest.NewRequest(rt.verb, "/xrpc/"+rt.nsid, nil)
-			if cred.header != "" {
-				r.Header.Set("Authorization", cred.header)
-			}
-			w := httptest.NewRecorder()
-			s.ServeHTTP(w, r)
-			var body struct{ Caller, Error, Message string }
-			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
-				t.Errorf("%s with %s: body %q: %v", rt.nsid, cred.name, w.Body, err)
-				continue
-			}
-			got := outcome{status: w.Code, caller: body.Caller, name: body.Error, message: body.Message}
+			got, _ := send(t, s, rt.verb, rt.nsid, cred)
 			if got != outcomes[i] {
 				t.Errorf("%s (level %d) with %s: %+v, want %+v", rt.nsid, rt.auth, cred.name, got, outcomes[i])
 			}
@@ -229,17 +234,8 @@ func TestCatchAllAuth(t *testing.T) {
 	s := New(Config{AdminPassword: testAdminPassword, Tokens: tokens, Proxy: fakeProxy{}, Store: pinger{}})
 	wants := []outcome{noCredentials, as("privileged"), otherTokenType, as("unprivileged"), as("privileged"), basicScheme, notOurs}
 	for i, cred := range credentials(t, tokens) {
-		r := httptest.NewRequest(http.MethodGet, "/xrpc/chat.bsky.convo.listConvos", nil)
-		if cred.header != "" {
-			r.Header.Set("Authorization", cred.header)
-		}
-		w := httptest.NewRecorder()
-		s.ServeHTTP(w, r)
-		var body struct{ Caller, Error, Message string }
-		if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
-			t.Fatalf("%s: body %q: %v", cred.name, w.Body, err)
-		}
-		if got := (outcome{status: w.Code, caller: body.Caller, name: body.Error, message: body.Message}); got != wants[i] {
+		got, w := send(t, s, http.MethodGet, "chat.bsky.convo.listConvos", cred)
+		if got != wants[i] {
 			t.Errorf("proxied with %s: %+v, want %+v", cred.name, got, wants[i])
 		}
 		if w.Header().Get("Cache-Control") != "private" {
