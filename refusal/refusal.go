@@ -3,11 +3,13 @@
 // branch on) and the message the official PDS sends for the same refusal,
 // plus an optional cause kept for logs only. It holds the one table from
 // error names to statuses and the one renderer of the {"error","message"}
-// body, used by the router, the firehose (before its upgrade) and the
-// proxy alike.
+// body, used by the router (for its own refusals, the domain packages'
+// and the proxy's relayed upstream answers) and by the firehose before
+// its WebSocket upgrade.
 //
-// A message is always set explicitly where the refusal is made: the text
-// of a Go error never becomes a wire message.
+// A message is set explicitly where the refusal is made. Mapping an error
+// that is not a refusal never turns its Go text into a message: the
+// client sees InternalServerError and the log gets the error.
 package refusal
 
 import (
