@@ -4,7 +4,6 @@ LDFLAGS := -s -w -X main.version=$(VERSION)
 .PHONY: build run test bench lint peers
 
 build: ## build a static binary into bin/hearth (lexicon schemas from the pinned indigo module)
-	go generate ./lexicons
 	CGO_ENABLED=0 go build -trimpath -ldflags '$(LDFLAGS)' -o bin/hearth ./cmd/hearth
 
 run: build ## run a local PDS on embedded defaults (dev mode)
@@ -16,9 +15,14 @@ test: ## install the test peers and run every test
 bench: ## run the benchmarks in bench/
 	go test -run '^$$' -bench . -benchmem ./bench/...
 
-lint: ## gofmt and go vet
+# staticcheck, pinned in tools/go.mod, is built by scripts/install-test-peers.sh.
+STATICCHECK ?= .peers/bin/staticcheck
+
+lint: ## gofmt, go vet and staticcheck
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))"
 	go vet ./...
+	@test -x $(STATICCHECK) || { echo "lint: $(STATICCHECK) missing: run make peers" >&2; exit 1; }
+	$(STATICCHECK) ./...
 
 peers: ## install the test peers only
 	scripts/install-test-peers.sh

@@ -32,10 +32,14 @@ func (s *Service) CreateAppPassword(ctx context.Context, did, name string, privi
 		return nil, invalidRequest("App password name is too long")
 	}
 	password := strings.Join([]string{randomString(4), randomString(4), randomString(4), randomString(4)}, "-")
+	hash, err := hashAppPassword(ctx, did, password)
+	if err != nil {
+		return nil, err
+	}
 	p := store.AppPassword{
 		DID:          did,
 		Name:         name,
-		PasswordHash: hashAppPassword(did, password),
+		PasswordHash: hash,
 		Privileged:   privileged,
 		CreatedAt:    time.Now().UTC(),
 	}

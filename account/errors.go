@@ -15,4 +15,9 @@ var (
 	ErrSessionRevoked    = refusal.New("ExpiredToken", "Token has been revoked")
 	ErrAccountNotFound   = refusal.ErrAccountNotFound
 	ErrAccountTakedown   = refusal.New("AccountTakedown", "Account has been taken down")
+	// ErrHashBusy: every password-hashing slot stayed taken for as long as
+	// the request could wait. The official PDS has no such queue; this is
+	// its xrpc-server's name for a server out of capacity (503), which
+	// tells the client the fault is not its own and a retry may succeed.
+	ErrHashBusy = refusal.New("NotEnoughResources", "Too many password checks in progress, try again later")
 )

@@ -9,6 +9,7 @@ import (
 	lexutil "github.com/bluesky-social/indigo/lex/util"
 	"github.com/ipfs/go-cid"
 
+	"github.com/hearth-pds/hearth/datetime"
 	"github.com/hearth-pds/hearth/repo"
 	"github.com/hearth-pds/hearth/sequencer"
 	"github.com/hearth-pds/hearth/store"
@@ -19,9 +20,7 @@ type Publisher interface {
 	Publish(events ...store.Event)
 }
 
-const eventTime = "2006-01-02T15:04:05.000Z"
-
-func stamp(at time.Time) string { return at.UTC().Format(eventTime) }
+func stamp(at time.Time) string { return at.UTC().Format(datetime.Layout) }
 
 // identityEvent announces a DID's handle (or a change of its document).
 func identityEvent(did, handle string) store.NewEvent {

@@ -154,7 +154,7 @@ func (s *Service) CreateAccount(ctx context.Context, in CreateAccountInput) (*Se
 			return nil, invalidRequest("Unsupported key type %s: %v", in.RecoveryKey, err)
 		}
 	}
-	passwordHash, err := hashPassword(in.Password)
+	passwordHash, err := hashPassword(ctx, in.Password)
 	if err != nil {
 		return nil, err
 	}
@@ -285,6 +285,12 @@ func (s *Service) lookup(ctx context.Context, identifier string) (*store.Account
 }
 
 // CreateSession logs in with the account password or an app password.
+//
+// Every failed login does the same work, whether the identifier names an
+// account or not: two argon2id runs (the account password, then the app
+// password's hash) and the same two store reads, so neither the time taken
+// nor the load tells an attacker which accounts exist. An unknown
+// identifier is checked against dummyHash and looked up under unknownDID.
 func (s *Service) CreateSession(ctx context.Context, identifier, password string) (*Session, error) {
 	if len(password) > maxLoginPasswordLength {
 		return nil, refusal.New("AuthenticationRequired", "Password too long. Consider resetting your password.")
@@ -293,23 +299,26 @@ func (s *Service) CreateSession(ctx context.Context, identifier, password string
 		return nil, ErrAuthFailed
 	}
 	a, err := s.lookup(ctx, identifier)
-	if errors.Is(err, store.ErrNotFound) {
-		// Spend the same work as a real check so timing does not tell
-		// which identifiers exist.
-		hashAppPassword("did:plc:none", password)
-		return nil, ErrAuthFailed
-	}
-	if err != nil {
+	known := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	ok, err := checkPassword(password, a.PasswordHash)
+	did, hash := unknownDID, dummyHash
+	if known {
+		did, hash = a.DID, a.PasswordHash
+	}
+	ok, err := checkPassword(ctx, password, hash)
 	if err != nil {
-		return nil, fmt.Errorf("check password of %s: %w", a.DID, err)
+		return nil, fmt.Errorf("check password of %s: %w", did, err)
 	}
 	scope, appName := ScopeAccess, ""
-	if !ok {
-		ap, err := s.store.AppPasswordByHash(ctx, a.DID, hashAppPassword(a.DID, password))
-		if errors.Is(err, store.ErrNotFound) {
+	if !ok || !known {
+		appHash, err := hashAppPassword(ctx, did, password)
+		if err != nil {
+			return nil, fmt.Errorf("hash app password of %s: %w", did, err)
+		}
+		ap, err := s.store.AppPasswordByHash(ctx, did, appHash)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && !known) {
 			return nil, ErrAuthFailed
 		}
 		if err != nil {
@@ -325,6 +334,11 @@ func (s *Service) CreateSession(ctx context.Context, identifier, password string
 	}
 	return s.issue(ctx, a, scope, appName)
 }
+
+// unknownDID is the DID a login with an unknown identifier looks its app
+// password up under: a did:web under the reserved .invalid name, which no
+// account can have.
+const unknownDID = "did:web:nobody.invalid"
 
 // RefreshSession rotates a refresh token and issues a new pair with the
 // session's scope; see refreshGrace for what happens to the old token.

@@ -1,3 +1,5 @@
+//lint:file-ignore ST1005 the token errors' text is the official PDS's wire message, which xrpc sends as is
+
 package account
 
 import (
@@ -5,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
@@ -153,6 +156,12 @@ func (t *Tokens) VerifyRefresh(token string) (Claims, error) {
 	return c, nil
 }
 
+// verify checks a session token in the official PDS's order: signature,
+// then the typ header, then the claims. So a token without typ, or of the
+// other kind, is refused even when it has also expired. A missing typ is
+// refused as the official refuses it since 0.4.221 (InvalidToken, "Token
+// could not be verified"); the other kind keeps the "Invalid token type"
+// wording of the official 0.4 line.
 func (t *Tokens) verify(token, typ string) (Claims, error) {
 	if len(token) > maxTokenLength {
 		return Claims{}, ErrTokenInvalid
@@ -160,24 +169,42 @@ func (t *Tokens) verify(token, typ string) (Claims, error) {
 	var sc sessionClaims
 	parsed, err := jwt.ParseWithClaims(token, &sc, func(*jwt.Token) (any, error) { return t.Secret, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+		jwt.WithoutClaimsValidation(),
+	)
+	if err != nil {
+		return Claims{}, ErrTokenInvalid
+	}
+	h, ok := parsed.Header["typ"].(string)
+	if !ok {
+		return Claims{}, ErrTokenInvalid
+	}
+	if normalTyp(h) != normalTyp(typ) {
+		return Claims{}, ErrTokenType
+	}
+	err = jwt.NewValidator(
 		jwt.WithAudience(t.ServiceDID),
 		jwt.WithExpirationRequired(),
 		jwt.WithLeeway(leeway),
 		jwt.WithTimeFunc(t.clock),
-	)
+	).Validate(&sc)
 	switch {
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return Claims{}, ErrTokenExpired
 	case err != nil:
 		return Claims{}, ErrTokenInvalid
 	}
-	// A token without typ is accepted, as the official PDS accepts it; one
-	// of the other kind is not.
-	if h, ok := parsed.Header["typ"].(string); ok && h != typ {
-		return Claims{}, ErrTokenType
-	}
 	if _, err := syntax.ParseDID(sc.Subject); err != nil {
 		return Claims{}, ErrTokenMalformed
 	}
 	return Claims{DID: sc.Subject, Scope: sc.Scope, ID: sc.ID, ExpiresAt: sc.ExpiresAt.Time}, nil
+}
+
+// normalTyp compares typ values as media types, the way the official's JWT
+// library does: case-insensitive, "at+jwt" the same as "application/at+jwt".
+func normalTyp(typ string) string {
+	typ = strings.ToLower(typ)
+	if !strings.Contains(typ, "/") {
+		typ = "application/" + typ
+	}
+	return typ
 }

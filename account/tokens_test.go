@@ -1,11 +1,14 @@
 package account
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 func TestTokens(t *testing.T) {
@@ -22,6 +25,8 @@ func TestTokens(t *testing.T) {
 	expired, _ := past.Access("did:plc:a", ScopeAccess)
 	parts := strings.Split(access, ".")
 	none := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none","typ":"at+jwt"}`)) + "." + parts[1] + "."
+	expiredRefresh, _, _ := past.Refresh("did:plc:a", NewRefreshID())
+	const noTyp = `{"alg":"HS256"}`
 
 	tests := []struct {
 		name    string
@@ -41,6 +46,14 @@ func TestTokens(t *testing.T) {
 		{"alg none", tok.VerifyAccess, none, ErrTokenInvalid, ""},
 		{"garbage", tok.VerifyAccess, "not.a.jwt", ErrTokenInvalid, ""},
 		{"oversize", tok.VerifyAccess, strings.Repeat("a", 5000), ErrTokenInvalid, ""},
+		// The typ header is required, as the official PDS requires it.
+		{"access without typ", tok.VerifyAccess, resign(t, access, noTyp, "secret"), ErrTokenInvalid, ""},
+		{"refresh without typ", tok.VerifyRefresh, resign(t, refresh, noTyp, "secret"), ErrTokenInvalid, ""},
+		{"expired without typ", tok.VerifyAccess, resign(t, expired, noTyp, "secret"), ErrTokenInvalid, ""},
+		{"forged without typ", tok.VerifyAccess, resign(t, access, noTyp, "other"), ErrTokenInvalid, ""},
+		{"typ JWT", tok.VerifyAccess, resign(t, access, `{"alg":"HS256","typ":"JWT"}`, "secret"), ErrTokenType, ""},
+		{"typ as media type", tok.VerifyAccess, resign(t, access, `{"alg":"HS256","typ":"application/AT+JWT"}`, "secret"), nil, "did:plc:a"},
+		{"expired refresh as access", tok.VerifyAccess, expiredRefresh, ErrTokenType, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,8 +68,20 @@ func TestTokens(t *testing.T) {
 	}
 }
 
+// resign signs token's claims again under header, with secret.
+func resign(t *testing.T, token, header, secret string) string {
+	t.Helper()
+	input := base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + strings.Split(token, ".")[1]
+	sig, err := jwt.SigningMethodHS256.Sign(input, []byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig)
+}
+
 func TestPasswords(t *testing.T) {
-	h, err := hashPassword("hunter22")
+	ctx := context.Background()
+	h, err := hashPassword(ctx, "hunter22")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,17 +92,24 @@ func TestPasswords(t *testing.T) {
 		pw   string
 		want bool
 	}{{"hunter22", true}, {"hunter23", false}, {"", false}} {
-		if got, err := checkPassword(tc.pw, h); err != nil || got != tc.want {
+		if got, err := checkPassword(ctx, tc.pw, h); err != nil || got != tc.want {
 			t.Errorf("checkPassword(%q) = %v, %v; want %v", tc.pw, got, err, tc.want)
 		}
 	}
-	if _, err := checkPassword("x", "$2b$10$bcrypt"); err == nil {
+	if _, err := checkPassword(ctx, "x", "$2b$10$bcrypt"); err == nil {
 		t.Error("foreign hash accepted")
 	}
-	if hashAppPassword("did:plc:a", "p") != hashAppPassword("did:plc:a", "p") {
+	appHash := func(did string) string {
+		h, err := hashAppPassword(ctx, did, "p")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	if first, again := appHash("did:plc:a"), appHash("did:plc:a"); first != again {
 		t.Error("app password hash is not deterministic per account")
 	}
-	if hashAppPassword("did:plc:a", "p") == hashAppPassword("did:plc:b", "p") {
+	if appHash("did:plc:a") == appHash("did:plc:b") {
 		t.Error("app password hash does not depend on the account")
 	}
 }

@@ -25,6 +25,10 @@
 # ones (a later flag wins), e.g. OFFICIAL_FLAGS="-sizes 1000,10000" where
 # filling 100k records would take the official PDS too long.
 #
+# BASELINE=/path/to/hearth (an earlier build) runs that binary in the
+# official PDS's place, with the same flags as Hearth: a before/after of a
+# change, in one run.
+#
 # Every server listens on 127.0.0.1 only (the official's through its
 # loopback.cjs preload), and the load tool refuses anything else.
 set -euo pipefail
@@ -62,6 +66,9 @@ OFFICIAL_PORT="${OFFICIAL_PORT:-42683}"
 OFFICIAL_PLC_PORT="${OFFICIAL_PLC_PORT:-42682}"
 OFFICIAL_PG_PORT="${OFFICIAL_PG_PORT:-42632}"
 IDLE_SECONDS="${IDLE_SECONDS:-10}"
+BASELINE="${BASELINE:-}"
+OTHER=official # the name of the other server in the report
+[ -z "$BASELINE" ] || OTHER=baseline
 BLOBSTORE="${BLOBSTORE:-disk}"
 S3_PORT="${S3_PORT:-42690}"
 case "$BLOBSTORE" in disk | s3) ;; *) echo "!! BLOBSTORE must be disk or s3" >&2; exit 2 ;; esac
@@ -85,6 +92,12 @@ stop_hearth() {
 }
 stop_official() {
   [ -n "$OFFICIAL_STARTED" ] || return 0
+  if [ "$OFFICIAL_STARTED" = baseline ]; then
+    kill -TERM "$OFFICIAL_PID" 2>/dev/null || true
+    wait "$OFFICIAL_PID" 2>/dev/null || true
+    OFFICIAL_STARTED=""
+    return 0
+  fi
   "$OFFICIAL_TOOLS/stop.sh" "$OFFICIAL_DIR" >&2 || true
   rm -rf "$OFFICIAL_DIR/run" # the next run starts from an empty server
   OFFICIAL_STARTED=""
@@ -167,18 +180,34 @@ fi
 # A clean environment: only what dev mode needs, so no PDS_* variable of
 # the caller's shell changes the configuration under test. The upload limit
 # is the official start.sh's.
-env -i PATH="$PATH" HOME="${HOME:-/}" TMPDIR="${TMPDIR:-/tmp}" \
-  PDS_DATA_DIRECTORY="$WORK/hearth" PDS_PORT="$HEARTH_PORT" HEARTH_DEV_PLC_PORT="$HEARTH_PLC_PORT" \
-  PDS_INVITE_REQUIRED=true LOG_ENABLED=false PDS_BLOB_UPLOAD_LIMIT=104857600 \
-  ${HEARTH_S3_ENV[@]+"${HEARTH_S3_ENV[@]}"} \
-  "$WORK/bin/hearth" dev >"$WORK/hearth.log" 2>&1 &
-HEARTH_PID=$!
-wait_http "http://127.0.0.1:$HEARTH_PORT/xrpc/_health" 30 || { cat "$WORK/hearth.log" >&2; exit 1; }
-HEARTH_ADMIN="$(jq -r .adminPassword "$WORK/hearth/dev-secrets.json")"
-log "hearth $("$WORK/bin/hearth" version) on http://127.0.0.1:$HEARTH_PORT (pid $HEARTH_PID, embedded plc on :$HEARTH_PLC_PORT, blobs on $BLOBSTORE)"
+start_hearth() { # binary name port plc-port: sets STARTED_PID and STARTED_ADMIN
+  env -i PATH="$PATH" HOME="${HOME:-/}" TMPDIR="${TMPDIR:-/tmp}" \
+    PDS_DATA_DIRECTORY="$WORK/$2" PDS_PORT="$3" HEARTH_DEV_PLC_PORT="$4" \
+    PDS_INVITE_REQUIRED=true LOG_ENABLED=false PDS_BLOB_UPLOAD_LIMIT=104857600 \
+    ${HEARTH_S3_ENV[@]+"${HEARTH_S3_ENV[@]}"} \
+    "$1" dev >"$WORK/$2.log" 2>&1 &
+  STARTED_PID=$!
+  wait_http "http://127.0.0.1:$3/xrpc/_health" 30 || { cat "$WORK/$2.log" >&2; exit 1; }
+  STARTED_ADMIN="$(jq -r .adminPassword "$WORK/$2/dev-secrets.json")"
+  log "$2 $("$1" version) on http://127.0.0.1:$3 (pid $STARTED_PID, embedded plc on :$4, blobs on $BLOBSTORE)"
+}
+start_hearth "$WORK/bin/hearth" hearth "$HEARTH_PORT" "$HEARTH_PLC_PORT"
+HEARTH_PID=$STARTED_PID
+HEARTH_ADMIN=$STARTED_ADMIN
 
-# --- the official PDS ----------------------------------------------------------
-if [ -x "$OFFICIAL_TOOLS/start.sh" ]; then
+# --- the official PDS (or an earlier Hearth) -------------------------------------
+if [ -n "$BASELINE" ]; then
+  # A/B of two Hearth builds: the earlier one takes the official's ports,
+  # its place in the report (named baseline), with the same flags as Hearth.
+  for p in "$OFFICIAL_PORT" "$OFFICIAL_PLC_PORT"; do
+    port_free "$p" || { echo "!! port $p is in use (set OFFICIAL_PORT / OFFICIAL_PLC_PORT)" >&2; exit 1; }
+  done
+  start_hearth "$BASELINE" official "$OFFICIAL_PORT" "$OFFICIAL_PLC_PORT"
+  OFFICIAL_PID=$STARTED_PID
+  OFFICIAL_ADMIN=$STARTED_ADMIN
+  OFFICIAL_STARTED=baseline
+  OFFICIAL_FLAGS=()
+elif [ -x "$OFFICIAL_TOOLS/start.sh" ]; then
   OFFICIAL_TOOLS="$(cd "$OFFICIAL_TOOLS" && pwd)"
   for p in "$OFFICIAL_PORT" "$OFFICIAL_PLC_PORT"; do
     port_free "$p" || { echo "!! port $p is in use (set OFFICIAL_PORT / OFFICIAL_PLC_PORT)" >&2; exit 1; }
@@ -223,7 +252,7 @@ PDS_ADMIN_PASSWORD="$HEARTH_ADMIN" "$WORK/bin/load" -url "http://127.0.0.1:$HEAR
 echo
 if [ -n "$OFFICIAL_STARTED" ]; then
   PDS_ADMIN_PASSWORD="$OFFICIAL_ADMIN" "$WORK/bin/load" -url "http://127.0.0.1:$OFFICIAL_PORT" \
-    -pid "$OFFICIAL_PID" -label official -json "$WORK/official.json" "$@" ${OFFICIAL_FLAGS[@]+"${OFFICIAL_FLAGS[@]}"}
+    -pid "$OFFICIAL_PID" -label "$OTHER" -json "$WORK/official.json" "$@" ${OFFICIAL_FLAGS[@]+"${OFFICIAL_FLAGS[@]}"}
   echo
   log "idling $IDLE_SECONDS s after the load"
   sleep "$IDLE_SECONDS"
@@ -234,7 +263,7 @@ stop_hearth
 stop_official
 
 if [ -f "$WORK/official.json" ]; then
-  echo "Side by side (ratio = official/hearth; 'better' says which direction is better):"
+  echo "Side by side (ratio = $OTHER/hearth; 'better' says which direction is better):"
   "$WORK/bin/load" -compare "$WORK/official.json,$WORK/hearth.json"
   echo
   echo "Note: Hearth's figures include its embedded PLC directory (same process);"

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/hearth-pds/hearth/datetime"
 )
 
 // PostCollection is the record type the record loads write: the most
@@ -19,7 +21,7 @@ func Post(n int) map[string]any {
 	return map[string]any{
 		"$type":     PostCollection,
 		"text":      fmt.Sprintf("bench post %d", n),
-		"createdAt": time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
+		"createdAt": time.Now().UTC().Format(datetime.Layout),
 	}
 }
 

@@ -405,6 +405,78 @@ func TestIgnoredAndUnknownNames(t *testing.T) {
 	}
 }
 
+func TestUnknownNames(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		environ []string
+		want    []string
+	}{
+		{"none", []string{"HOME=/root", "PDS_PORT=3000", "LOG_LEVEL=debug"}, nil},
+		{"PDS typo", []string{"PDS_HOSTNAM=x"}, []string{"PDS_HOSTNAM"}},
+		{"HEARTH typo", []string{"HEARTH_LISTEN_HOTS=127.0.0.1"}, []string{"HEARTH_LISTEN_HOTS"}},
+		{"Hearth's own", []string{"HEARTH_LISTEN_HOST=127.0.0.1", "HEARTH_BLOB_GRACE_MS=1", "HEARTH_BLOB_COLLECT_INTERVAL_MS=1"}, nil},
+		{"dev command's own", []string{"HEARTH_DEV_PLC_PORT=2582"}, nil},
+		{"official, not read by Hearth", []string{"PDS_VERSION=0.4.0", "PDS_REDIS_SCRATCH_ADDRESS=x"}, nil},
+		{"not yet", []string{"PDS_RATE_LIMITS_ENABLED=true"}, nil},
+		{"empty is unset", []string{"HEARTH_NEW=", "PDS_NEW="}, nil},
+		{"sorted, once", []string{"PDS_B=1", "HEARTH_A=1", "PDS_B=2"}, []string{"HEARTH_A", "PDS_B"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := UnknownNames(tc.environ); !slices.Equal(got, tc.want) {
+				t.Errorf("UnknownNames(%q) = %v, want %v", tc.environ, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestNotYetSet(t *testing.T) {
+	environ := []string{
+		"PDS_RATE_LIMITS_ENABLED=true",
+		"PDS_EMAIL_SMTP_URL=smtps://u:p@smtp.example.com",
+		"PDS_EMAIL_FROM_ADDRESS=pds@example.com",
+		"PDS_DPOP_SECRET=",       // empty is unset
+		"PDS_HOSTNAME=localhost", // used
+		"PDS_DEV_MODE=true",      // used: the default of PDS_DISABLE_SSRF_PROTECTION
+		"PDS_ACCOUNT_DB_LOCATION=/pds/account.sqlite",
+	}
+	got := NotYetSet(environ)
+	var names []string
+	for _, v := range got {
+		names = append(names, v.Name)
+		if v.Reason == "" {
+			t.Errorf("%s has no reason", v.Name)
+		}
+	}
+	want := []string{"PDS_ACCOUNT_DB_LOCATION", "PDS_EMAIL_FROM_ADDRESS", "PDS_EMAIL_SMTP_URL", "PDS_RATE_LIMITS_ENABLED"}
+	if !slices.Equal(names, want) {
+		t.Errorf("NotYetSet = %v, want %v", names, want)
+	}
+	if got[len(got)-1].Reason != reasonRateLimits {
+		t.Errorf("PDS_RATE_LIMITS_ENABLED: reason %q, want %q", got[len(got)-1].Reason, reasonRateLimits)
+	}
+	// The variables with no effect yet are still read and checked, so a
+	// malformed value stops start-up as for any other.
+	if _, _, err := fromMap(with(minimal(), "PDS_RATE_LIMITS_ENABLED", "yes")); err == nil {
+		t.Error("FromEnv accepted PDS_RATE_LIMITS_ENABLED=yes")
+	}
+}
+
+// TestNotYetAreRead: every variable listed as having no effect yet is one
+// FromEnv reads (so it is checked, and not reported as ignored or unknown),
+// and is listed once.
+func TestNotYetAreRead(t *testing.T) {
+	seen := map[string]bool{}
+	for _, v := range notYet {
+		if !slices.Contains(hearthVars, v.Name) {
+			t.Errorf("%s is listed as not yet in effect but FromEnv does not read it", v.Name)
+		}
+		if seen[v.Name] {
+			t.Errorf("%s is listed twice", v.Name)
+		}
+		seen[v.Name] = true
+	}
+}
+
 // TestHearthVarsMatchParser keeps hearthVars (which decides what is reported
 // as ignored) equal to what FromEnv actually reads.
 func TestHearthVarsMatchParser(t *testing.T) {

@@ -10,7 +10,13 @@
 //   - Names and meanings are the official PDS's (packages/pds/src/config in
 //     bluesky-social/atproto), so an existing pds.env works unchanged. Every
 //     other official variable is accepted and reported back as ignored;
-//     PDS_* names nobody reads are reported by [UnknownNames] (typos).
+//     PDS_* and HEARTH_* names nobody reads are reported by [UnknownNames]
+//     (typos).
+//   - A variable Hearth reads for a feature that has not landed (rate
+//     limits, email, OAuth, repository import, the official database
+//     locations) is parsed and checked but changes nothing; [NotYetSet]
+//     names those set, with why, for a start-up warning. Nothing is
+//     accepted silently.
 //   - Start-up fails with one error listing every problem ([errors.Join] of
 //     [*VarError]), each naming its variable and, for values the operator
 //     has to make, how to make one.

@@ -300,12 +300,12 @@ func IgnoredNames(environ []string) []string {
 	})
 }
 
-// UnknownNames returns, sorted, the PDS_* variables set in environ that
-// neither Hearth nor any version of the official PDS reads: most likely
-// typos, worth a warning.
+// UnknownNames returns, sorted, the PDS_* and HEARTH_* variables set in
+// environ that neither Hearth nor any version of the official PDS reads:
+// most likely typos, worth a warning.
 func UnknownNames(environ []string) []string {
 	return setNames(environ, func(name string) bool {
-		return strings.HasPrefix(name, "PDS_") && !slices.Contains(officialVars, name) && !slices.Contains(hearthVars, name)
+		return hasOurPrefix(name) && !isKnown(name)
 	})
 }
 

@@ -36,6 +36,8 @@ func TestBadInput(t *testing.T) {
 		"aud": "did:web:localhost", "iat": time.Now().Add(-3 * time.Hour).Unix(), "exp": time.Now().Add(-time.Hour).Unix()})
 	forged := sign(t, "not-the-secret", "at+jwt", jwt.MapClaims{"scope": "com.atproto.access", "sub": taken,
 		"aud": "did:web:localhost", "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()})
+	noTyp := sign(t, h.JWTSecret, "", jwt.MapClaims{"scope": "com.atproto.access", "sub": taken,
+		"aud": "did:web:localhost", "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()})
 
 	account := func(fields string) string {
 		return `{"email":"new@example.com","handle":"newcomer.test","password":"pw-123456","inviteCode":"` + invite + `"` + fields + `}`
@@ -89,6 +91,7 @@ func TestBadInput(t *testing.T) {
 		{"expired token", "GET", "com.atproto.server.getSession", bearer(expired), "", 400, "ExpiredToken", "Token has expired"},
 		{"forged token", "GET", "com.atproto.server.getSession", bearer(forged), "", 400, "InvalidToken", "Token could not be verified"},
 		{"garbage token", "GET", "com.atproto.server.getSession", bearer("garbage"), "", 400, "InvalidToken", "Token could not be verified"},
+		{"token without typ", "GET", "com.atproto.server.getSession", bearer(noTyp), "", 400, "InvalidToken", "Token could not be verified"},
 		{"refresh token as access", "GET", "com.atproto.server.getSession", bearer(full.RefreshJwt), "", 400, "InvalidToken", "Invalid token type"},
 		{"access token as refresh", "POST", "com.atproto.server.refreshSession", bearer(full.AccessJwt), "", 400, "InvalidToken", "Invalid token type"},
 		{"access token to deleteSession", "POST", "com.atproto.server.deleteSession", bearer(full.AccessJwt), "", 400, "InvalidToken", "Invalid token type"},
@@ -244,10 +247,15 @@ func (c *client) login(identifier, password string) session {
 	return out
 }
 
+// sign makes an HS256 JWT with typ in its header, or no typ when typ is
+// empty.
 func sign(t *testing.T, secret, typ string, claims jwt.MapClaims) string {
 	t.Helper()
 	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
-	tok.Header["typ"] = typ
+	delete(tok.Header, "typ")
+	if typ != "" {
+		tok.Header["typ"] = typ
+	}
 	s, err := tok.SignedString([]byte(secret))
 	if err != nil {
 		t.Fatal(err)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,7 +23,6 @@ import (
 
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
-	_ "modernc.org/sqlite"
 
 	"github.com/hearth-pds/hearth/bench"
 	"github.com/hearth-pds/hearth/testenv"
@@ -99,38 +97,13 @@ func (s *blobServer) waitNoTemps(t *testing.T, did string, d time.Duration) {
 	s.waitTemps(t, did, 0, d)
 }
 
-// blobRow is one row of the blob table, read from the server's database
-// file while it runs (WAL lets a reader in beside it).
-type blobRow struct {
-	CID, MimeType, TempKey string
-	Size                   int64
-}
+// blobRow is one row of the blob table.
+type blobRow = testenv.BlobRow
 
 // blobRows reads did's blob rows.
 func (s *blobServer) blobRows(t *testing.T, did string) map[string]blobRow {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(s.DataDir, "hearth.sqlite")+"?mode=ro&_pragma=busy_timeout(5000)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	rows, err := db.Query("SELECT cid, mime_type, size, coalesce(temp_key, '') FROM blob WHERE did = ?", did)
-	if err != nil {
-		t.Fatalf("read blob rows: %v", err)
-	}
-	defer rows.Close()
-	out := map[string]blobRow{}
-	for rows.Next() {
-		var r blobRow
-		if err := rows.Scan(&r.CID, &r.MimeType, &r.Size, &r.TempKey); err != nil {
-			t.Fatal(err)
-		}
-		out[r.CID] = r
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return s.BlobRows(t, did)
 }
 
 // uploaded is com.atproto.repo.uploadBlob's answer.

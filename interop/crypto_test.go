@@ -14,6 +14,7 @@ import (
 	"github.com/mr-tron/base58"
 
 	"github.com/hearth-pds/hearth/config"
+	"github.com/hearth-pds/hearth/testenv"
 )
 
 func readJSON(t *testing.T, path string, v any) {
@@ -30,7 +31,7 @@ func readJSON(t *testing.T, path string, v any) {
 // TestCryptoVectorFilesCovered fails when the crypto folder gains a file no
 // test reads.
 func TestCryptoVectorFilesCovered(t *testing.T) {
-	dir := vectorDir(t, "crypto")
+	dir := testenv.InteropVectors(t, "crypto")
 	covered := map[string]bool{"signature-fixtures.json": true, "w3c_didkey_K256.json": true, "w3c_didkey_P256.json": true}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -63,7 +64,7 @@ type signatureVector struct {
 // reason the vector names and not some other.
 func TestSignatureVectors(t *testing.T) {
 	var vectors []signatureVector
-	readJSON(t, filepath.Join(vectorDir(t, "crypto"), "signature-fixtures.json"), &vectors)
+	readJSON(t, filepath.Join(testenv.InteropVectors(t, "crypto"), "signature-fixtures.json"), &vectors)
 	if len(vectors) == 0 {
 		t.Fatal("no signature vectors")
 	}
@@ -156,7 +157,7 @@ type didKeyVector struct {
 // give the same key, whose multibase form round-trips; and the pair must
 // sign and verify (low-S, as the PDS signs commits and PLC operations).
 func TestDIDKeyVectors(t *testing.T) {
-	dir := vectorDir(t, "crypto")
+	dir := testenv.InteropVectors(t, "crypto")
 	for _, batch := range []struct {
 		file  string
 		parse func([]byte) (atcrypto.PrivateKey, error)
@@ -232,7 +233,7 @@ func privateBytes(v didKeyVector) ([]byte, error) {
 // an operator's existing DIDs list as rotation key.
 func TestRotationKeyFromConfig(t *testing.T) {
 	var vectors []didKeyVector
-	readJSON(t, filepath.Join(vectorDir(t, "crypto"), "w3c_didkey_K256.json"), &vectors)
+	readJSON(t, filepath.Join(testenv.InteropVectors(t, "crypto"), "w3c_didkey_K256.json"), &vectors)
 	for _, v := range vectors {
 		env := map[string]string{
 			"PDS_HOSTNAME":       "pds.example.com",

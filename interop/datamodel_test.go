@@ -11,6 +11,8 @@ import (
 	"github.com/bluesky-social/indigo/atproto/atdata"
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
+
+	"github.com/hearth-pds/hearth/testenv"
 )
 
 // The data-model vectors run through the path records take: JSON from the
@@ -18,7 +20,7 @@ import (
 // (atdata.MarshalCBOR), to a CID; and back from CBOR to JSON for reads.
 
 func TestDataModelFixtures(t *testing.T) {
-	dir := vectorDir(t, "data-model")
+	dir := testenv.InteropVectors(t, "data-model")
 	var fixtures []struct {
 		JSON       json.RawMessage `json:"json"`
 		CBORBase64 string          `json:"cbor_base64"`
@@ -64,7 +66,7 @@ func TestDataModelFixtures(t *testing.T) {
 }
 
 func TestDataModelValidity(t *testing.T) {
-	dir := vectorDir(t, "data-model")
+	dir := testenv.InteropVectors(t, "data-model")
 	for _, tc := range []struct {
 		file  string
 		valid bool

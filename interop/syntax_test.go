@@ -11,6 +11,7 @@ import (
 	"github.com/bluesky-social/indigo/atproto/syntax"
 
 	"github.com/hearth-pds/hearth/handle"
+	"github.com/hearth-pds/hearth/testenv"
 )
 
 // parsers maps each identifier kind of the syntax vectors to the parser
@@ -37,27 +38,17 @@ var parsers = map[string]func(string) error{
 }
 
 // knownGaps are vectors the pinned indigo gets wrong, keyed by file and
-// line. Each still runs: while the gap is open it is logged, and once indigo
-// agrees with the vector the test fails so the entry gets removed.
-var knownGaps = map[string]string{
-	// indigo's language regex requires a lowercase primary subtag; RFC 5646
-	// makes subtags case-insensitive. Record validation of "language" fields
-	// is the only user, and rejecting an odd capitalisation there is benign.
-	"language_syntax_valid.txt\x00X-fr-CH": "indigo rejects an uppercase private-use prefix",
-	// indigo's language parser is syntax-only and does not look for
-	// repeated variant or extension subtags.
-	"language_parse_invalid.txt\x00de-DE-1901-1901":               "indigo does not check repeated subtags",
-	"language_parse_invalid.txt\x00en-rozaj-ROZAJ":                "indigo does not check repeated subtags",
-	"language_parse_invalid.txt\x00en-a-foo-a-bar":                "indigo does not check repeated subtags",
-	"language_parse_invalid.txt\x00en-u-co-phonebk-U-ca-buddhist": "indigo does not check repeated subtags",
-}
+// line (none in the copy of the vectors it ships). Each still runs: while
+// the gap is open it is logged, and once indigo agrees with the vector the
+// test fails so the entry gets removed.
+var knownGaps = map[string]string{}
 
 // TestSyntaxVectors runs every <kind>_syntax_{valid,invalid}.txt and
 // <kind>_parse_invalid.txt file: valid lines must parse, invalid ones must be
 // rejected. A file whose kind has no parser fails the test, so that new
 // vectors are noticed.
 func TestSyntaxVectors(t *testing.T) {
-	dir := vectorDir(t, "syntax")
+	dir := testenv.InteropVectors(t, "syntax")
 	files, err := filepath.Glob(filepath.Join(dir, "*.txt"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no syntax vectors in %s (%v)", dir, err)
@@ -105,7 +96,7 @@ func TestSyntaxVectors(t *testing.T) {
 // unless its TLD is one that PDSs refuse to register; every invalid one is
 // rejected as InvalidHandle, never as some other error.
 func TestHandleVectorsThroughRules(t *testing.T) {
-	dir := vectorDir(t, "syntax")
+	dir := testenv.InteropVectors(t, "syntax")
 	var rules handle.Rules // no service domains: every handle is external
 
 	for _, line := range readLines(t, filepath.Join(dir, "handle_syntax_valid.txt")) {
@@ -146,7 +137,7 @@ func TestHandleVectorsThroughRules(t *testing.T) {
 // TestSyntaxVectorsHaveNoCarriageReturns guards readLines: a CRLF checkout
 // would turn every valid vector into an invalid one.
 func TestSyntaxVectorsHaveNoCarriageReturns(t *testing.T) {
-	dir := vectorDir(t, "syntax")
+	dir := testenv.InteropVectors(t, "syntax")
 	files, _ := filepath.Glob(filepath.Join(dir, "*.txt"))
 	for _, path := range files {
 		data, err := os.ReadFile(path)

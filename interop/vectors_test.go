@@ -2,36 +2,10 @@ package interop
 
 import (
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 )
-
-// vectorDir returns <repo root>/../shared/interop/<sub>, or skips the test
-// when it is absent: the vectors live outside the repository.
-func vectorDir(t *testing.T, sub string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatalf("working directory: %v", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the working directory: cannot find the repository root")
-		}
-		dir = parent
-	}
-	vectors := filepath.Join(filepath.Dir(dir), "shared", "interop", sub)
-	if _, err := os.Stat(vectors); err != nil {
-		t.Skipf("interop vectors not found at %s (../shared/interop/%s from the repository root): skipping; check out github.com/bluesky-social/atproto-interop-tests there to run these tests", vectors, sub)
-	}
-	return vectors
-}
 
 // readLines returns the vector lines of a text file: every line that is
 // neither empty nor a comment ("#..."). Lines are not trimmed, since

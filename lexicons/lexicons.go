@@ -1,28 +1,31 @@
-// Package lexicons holds the official lexicon schemas, read at build time
-// from the indigo module go.mod pins (`go generate ./lexicons`, which
-// `make build` and the test script run), and a catalog to validate records
-// against them with indigo's lexicon package.
+// Package lexicons holds the official lexicon schemas and a catalog to
+// validate records against them with indigo's lexicon package.
+//
+// The schemas are those the indigo module go.mod pins ships, compacted one
+// per line into schemas.jsonl by `go generate ./lexicons` and committed, so
+// every way of building the binary (make, go build, go install) embeds
+// them. A test fails when the committed file differs from what the pinned
+// module ships: after a bump of indigo, run `go generate ./lexicons`.
 package lexicons
 
 //go:generate go run ./internal/gen
 
 import (
-	"embed"
+	"bytes"
+	_ "embed"
+	"encoding/json"
 	"fmt"
-	"io/fs"
-	"strings"
 	"sync"
 
 	"github.com/bluesky-social/indigo/atproto/lexicon"
 )
 
-//go:embed all:schemas
-var schemas embed.FS
+//go:embed schemas.jsonl
+var schemas []byte
 
 var (
 	once    sync.Once
 	catalog *lexicon.BaseCatalog
-	count   int
 	loadErr error
 )
 
@@ -43,34 +46,24 @@ func (Lazy) Resolve(ref string) (*lexicon.Schema, error) {
 }
 
 // Count reports how many schema files are embedded, without parsing them.
-func Count() int {
-	n := 0
-	fs.WalkDir(schemas, ".", func(path string, d fs.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasSuffix(path, ".json") {
-			n++
-		}
-		return nil
-	})
-	return n
-}
+func Count() int { return bytes.Count(schemas, []byte("\n")) }
 
 // Catalog returns the catalog of embedded schemas and how many files it
-// holds. A binary built without `go generate` has none; callers then treat
-// every record type as unknown, and should say so at start-up.
+// holds, parsing them on the first call.
 func Catalog() (*lexicon.BaseCatalog, int, error) {
 	once.Do(func() {
 		catalog = lexicon.NewBaseCatalog()
-		fs.WalkDir(schemas, ".", func(path string, d fs.DirEntry, err error) error {
-			if err == nil && !d.IsDir() && strings.HasSuffix(path, ".json") {
-				count++
-			}
-			return nil
-		})
-		if count > 0 {
-			if err := catalog.LoadEmbedFS(schemas); err != nil {
+		for line := range bytes.Lines(schemas) {
+			var sf lexicon.SchemaFile
+			if err := json.Unmarshal(line, &sf); err != nil {
 				loadErr = fmt.Errorf("load lexicon schemas: %w", err)
+				return
+			}
+			if err := catalog.AddSchemaFile(sf); err != nil {
+				loadErr = fmt.Errorf("load lexicon schema %s: %w", sf.ID, err)
+				return
 			}
 		}
 	})
-	return catalog, count, loadErr
+	return catalog, Count(), loadErr
 }

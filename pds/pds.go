@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/hearth-pds/hearth/account"
@@ -34,10 +35,6 @@ import (
 	"github.com/hearth-pds/hearth/xrpc"
 )
 
-// DatabaseFile is Hearth's SQLite store inside the data directory. Its
-// own name keeps it apart from the official PDS's files in the same folder.
-const DatabaseFile = "hearth.sqlite"
-
 // PDS is a configured server, ready to serve.
 type PDS struct {
 	cfg      config.Config
@@ -48,6 +45,10 @@ type PDS struct {
 	handler  http.Handler
 	http     *http.Server
 	stop     context.CancelFunc
+	// background is the store's users that run beside requests (the event
+	// pruner, the blob collector); Shutdown waits for them before it
+	// closes the store.
+	background *sync.WaitGroup
 }
 
 // New opens the store and builds every service from cfg, which must be
@@ -56,6 +57,10 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	if cfg.Secrets.PLCRotationKey == nil {
 		return nil, errors.New("PDS_PLC_ROTATION_KEY_KMS_KEY_ID is not supported: set PDS_PLC_ROTATION_KEY_K256_PRIVATE_KEY_HEX")
 	}
+	// A server without schemas would store any record unvalidated.
+	if lexicons.Count() == 0 {
+		return nil, errors.New("built without lexicon schemas: lexicons/schemas.jsonl is empty (run `go generate ./lexicons`)")
+	}
 	dir := cfg.Storage.DataDirectory
 	if dir == "" {
 		dir = "."
@@ -63,7 +68,7 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(dir, DatabaseFile))
+	st, err := sqlite.Open(ctx, filepath.Join(dir, sqlite.FileName))
 	if err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
@@ -89,11 +94,9 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	}
 	notifier := crawlers.New(cfg.Service.Hostname, cfg.Crawlers, 0, log.With("component", "crawlers"))
 	events := firehose{seq: seq, crawlers: notifier}
-	if lexicons.Count() == 0 {
-		log.Warn("built without lexicon schemas (run `go generate ./lexicons`): every record type is treated as unknown")
-	}
 	bytes, err := blobstore.Open(cfg.Blobstore, log.With("component", "blobstore"))
 	if err != nil {
+		seq.Close()
 		st.Close()
 		return nil, fmt.Errorf("open blob store: %w", err)
 	}
@@ -153,10 +156,11 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 		LogRequests:   cfg.Log.Enabled,
 	})
 	bg, stop := context.WithCancel(context.Background())
-	go pruneEvents(bg, st, cfg.Subscription.RepoBackfillLimit, log.With("component", "sequencer"))
+	background := &sync.WaitGroup{}
+	background.Go(func() { pruneEvents(bg, st, cfg.Subscription.RepoBackfillLimit, log.With("component", "sequencer")) })
 	notifier.Start(bg)
-	go blobSvc.RunCollector(bg, cfg.Blobstore.CollectInterval)
-	p := &PDS{cfg: cfg, log: log, store: st, accounts: accounts, seq: seq, handler: api, stop: stop}
+	background.Go(func() { blobSvc.RunCollector(bg, cfg.Blobstore.CollectInterval) })
+	p := &PDS{cfg: cfg, log: log, store: st, accounts: accounts, seq: seq, handler: api, stop: stop, background: background}
 	p.http = &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -186,12 +190,16 @@ func (p *PDS) Serve(ln net.Listener) error {
 }
 
 // Shutdown stops accepting requests, waits for those in flight (bounded by
-// ctx) and closes the store.
+// ctx) and for the background work (event pruner, blob collector), then
+// closes the store.
 func (p *PDS) Shutdown(ctx context.Context) error {
 	p.stop()
 	// Close the firehose first: its WebSockets are hijacked connections
 	// that http.Server.Shutdown does not wait for or close.
 	p.seq.Close()
 	err := p.http.Shutdown(ctx)
+	// The pruner and the collector see the cancelled context at their next
+	// store call or tick; a store closed under them would fail that call.
+	p.background.Wait()
 	return errors.Join(err, p.store.Close())
 }

@@ -12,6 +12,8 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/did-method-plc/go-didplc/didplc"
+
+	"github.com/hearth-pds/hearth/datetime"
 )
 
 // Config configures a Directory. The zero value is an in-memory directory
@@ -178,7 +180,7 @@ func (d *Directory) Submit(ctx context.Context, did syntax.DID, op didplc.Operat
 		err := d.journal.append(record{
 			DID:       p.DID,
 			CID:       p.OpCid,
-			CreatedAt: createdAt.Format(timeLayout),
+			CreatedAt: createdAt.Format(datetime.Layout),
 			Operation: op.AsOpEnum(),
 		})
 		if err != nil {
@@ -333,6 +335,6 @@ func logEntry(e *didplc.OpEntry) didplc.LogEntry {
 		Operation: *e.Op.AsOpEnum(),
 		CID:       e.OpCid,
 		Nullified: e.Nullified,
-		CreatedAt: e.CreatedAt.UTC().Format(timeLayout),
+		CreatedAt: e.CreatedAt.UTC().Format(datetime.Layout),
 	}
 }

@@ -19,9 +19,8 @@ import (
 // caller may pass a directory shared with other files.
 const journalName = "plc-operations.jsonl"
 
-// timeLayout is how createdAt is written, in the journal and on the wire:
-// UTC with milliseconds, as the reference's Date.toISOString does.
-const timeLayout = "2006-01-02T15:04:05.000Z"
+// createdAt is written in datetime.Layout, in the journal and on the wire,
+// as the reference's Date.toISOString does.
 
 // record is one line of the journal: an accepted operation and the time
 // the directory accepted it. Whether it was later nullified is not

@@ -312,14 +312,3 @@ func isJSONObject(b []byte) bool {
 	var m map[string]any
 	return json.Unmarshal(b, &m) == nil
 }
-
-func writeJSON(w http.ResponseWriter, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
-	_, err = w.Write(b)
-	return err
-}

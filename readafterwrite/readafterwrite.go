@@ -15,6 +15,7 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/atdata"
 
+	"github.com/hearth-pds/hearth/datetime"
 	"github.com/hearth-pds/hearth/proxy"
 	"github.com/hearth-pds/hearth/refusal"
 	"github.com/hearth-pds/hearth/store"
@@ -211,7 +212,7 @@ type localRecord struct {
 
 // indexedAtString is the JavaScript toISOString form the views use.
 func (r *localRecord) indexedAtString() string {
-	return r.indexedAt.UTC().Format("2006-01-02T15:04:05.000Z")
+	return r.indexedAt.UTC().Format(datetime.Layout)
 }
 
 // lag is the age of the oldest newer profile or post, nil without one.

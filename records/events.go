@@ -10,13 +10,11 @@ import (
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
 
+	"github.com/hearth-pds/hearth/datetime"
 	"github.com/hearth-pds/hearth/repo"
 	"github.com/hearth-pds/hearth/sequencer"
 	"github.com/hearth-pds/hearth/store"
 )
-
-// eventTime is the firehose's time format, milliseconds in UTC.
-const eventTime = "2006-01-02T15:04:05.000Z"
 
 // commitEvent builds the #commit event of a commit (sync v1.1): its ops
 // with prev CIDs, prevData, and the blocks a consumer needs to verify and
@@ -57,7 +55,7 @@ func commitEvent(did string, res *repo.Result) (store.NewEvent, error) {
 	}
 	return store.NewEvent{DID: did, Kind: "commit", Encode: func(seq int64, at time.Time) ([]byte, error) {
 		e := *evt
-		e.Time = at.UTC().Format(eventTime)
+		e.Time = at.UTC().Format(datetime.Layout)
 		return sequencer.EncodeCommit(seq, &e)
 	}}, nil
 }

@@ -19,6 +19,8 @@ import (
 	lexutil "github.com/bluesky-social/indigo/lex/util"
 	"github.com/ipfs/go-cid"
 	cbg "github.com/whyrusleeping/cbor-gen"
+
+	"github.com/hearth-pds/hearth/testenv"
 )
 
 const testDID = syntax.DID("did:plc:hearthtestrepo0000000000")
@@ -228,26 +230,15 @@ func reachable(t testing.TB, src BlockSource, root cid.Cid) map[cid.Cid]bool {
 	return out
 }
 
-// interopDir finds ../shared/interop from the module root, or skips.
-func interopDir(t testing.TB) string {
+// sharedMSTVectors returns ../shared/interop/mst from the module root, or
+// skips: key_heights.json and common_prefix.json are interop vectors the
+// pinned indigo module does not ship (the other vectors are read from it,
+// through testenv.InteropVectors, and fail when missing).
+func sharedMSTVectors(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("interop vectors: no go.mod above the test directory")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "interop")
+	p := filepath.Join(testenv.RepoRoot(t), "..", "shared", "interop", "mst")
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("interop vectors not found at %s (checkout of bluesky-social/atproto-interop-tests expected there)", p)
+		t.Skipf("mst interop vectors not found at %s (a checkout of bluesky-social/atproto-interop-tests expected there; indigo does not ship them)", p)
 	}
 	return p
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/bluesky-social/indigo/atproto/repo/mst"
 	blocks "github.com/ipfs/go-block-format"
 	"github.com/ipfs/go-cid"
+
+	"github.com/hearth-pds/hearth/testenv"
 )
 
 func readJSON(t *testing.T, path string, v any) {
@@ -32,7 +34,7 @@ func TestKeyHeights(t *testing.T) {
 		Key    string `json:"key"`
 		Height int    `json:"height"`
 	}
-	readJSON(t, filepath.Join(interopDir(t), "mst", "key_heights.json"), &cases)
+	readJSON(t, filepath.Join(sharedMSTVectors(t), "key_heights.json"), &cases)
 	leaf := mustCID(t, "bafyreie5cvv4h45feadgeuwhbcutmh6t2ceseocckahdoe6uat64zmz454")
 	for _, tc := range cases {
 		if got := mst.HeightForKey([]byte(tc.Key)); got != tc.Height {
@@ -68,7 +70,7 @@ func TestCommonPrefix(t *testing.T) {
 		Right string `json:"right"`
 		Len   int    `json:"len"`
 	}
-	readJSON(t, filepath.Join(interopDir(t), "mst", "common_prefix.json"), &cases)
+	readJSON(t, filepath.Join(sharedMSTVectors(t), "common_prefix.json"), &cases)
 	leaf := mustCID(t, "bafyreie5cvv4h45feadgeuwhbcutmh6t2ceseocckahdoe6uat64zmz454")
 	for _, tc := range cases {
 		if got := mst.CountPrefixLen([]byte(tc.Left), []byte(tc.Right)); got != tc.Len {
@@ -114,7 +116,7 @@ func TestCommitProofFixtures(t *testing.T) {
 		RootAfterCommit  string   `json:"rootAfterCommit"`
 		BlocksInProof    []string `json:"blocksInProof"`
 	}
-	readJSON(t, filepath.Join(interopDir(t), "firehose", "commit-proof-fixtures.json"), &fixtures)
+	readJSON(t, filepath.Join(testenv.InteropVectors(t, "firehose"), "commit-proof-fixtures.json"), &fixtures)
 	ctx := context.Background()
 	for _, fx := range fixtures {
 		for _, cold := range []bool{false, true} {

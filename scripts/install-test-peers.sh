@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real peers Hearth's tests drive, at pinned versions, from the
 # project's own files: npm packages from test/peers/package-lock.json, and
-# goat (indigo's CLI) and versitygw (an S3-compatible server, for the
-# blobstore tests) from the tools module. Idempotent; safe to re-run.
+# goat (indigo's CLI), versitygw (an S3-compatible server, for the
+# blobstore tests) and staticcheck (for make lint) from the tools module.
+# Idempotent; safe to re-run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -23,4 +24,8 @@ fi
 if [ ! -x .peers/bin/versitygw ] || [ tools/go.mod -nt .peers/bin/versitygw ]; then
   echo "install-test-peers: versitygw (tools/go.mod)"
   (cd tools && go build -o ../.peers/bin/versitygw github.com/versity/versitygw/cmd/versitygw)
+fi
+if [ ! -x .peers/bin/staticcheck ] || [ tools/go.mod -nt .peers/bin/staticcheck ]; then
+  echo "install-test-peers: staticcheck (tools/go.mod)"
+  (cd tools && go build -o ../.peers/bin/staticcheck honnef.co/go/tools/cmd/staticcheck)
 fi

@@ -84,6 +84,7 @@ func (s *Sequencer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sub := &subscriber{
 		s:      s,
+		state:  stateReplay, // until it registers
 		gone:   make(chan struct{}),
 		notify: make(chan struct{}, 1),
 	}

@@ -44,7 +44,8 @@ var (
 
 // Binary returns the hearth binary to test: $HEARTH_BIN (set by
 // scripts/test.sh, which builds it once), or one built now for this test
-// process.
+// process; under -short, without HEARTH_BIN, the test skips instead (see
+// needPeer).
 func Binary(t testing.TB) string {
 	t.Helper()
 	if bin := os.Getenv("HEARTH_BIN"); bin != "" {
@@ -53,6 +54,7 @@ func Binary(t testing.TB) string {
 		}
 		return bin
 	}
+	needPeer(t, "a hearth binary (set HEARTH_BIN)")
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "hearth-bin-")
 		if err != nil {
@@ -80,7 +82,12 @@ func Binary(t testing.TB) string {
 // failed.
 func StartHearth(t testing.TB, plcURL string, extraEnv ...string) *Hearth {
 	t.Helper()
-	bin := Binary(t)
+	return StartHearthBinary(t, Binary(t), plcURL, extraEnv...)
+}
+
+// StartHearthBinary is StartHearth with the binary bin instead of [Binary].
+func StartHearthBinary(t testing.TB, bin, plcURL string, extraEnv ...string) *Hearth {
+	t.Helper()
 	key, err := atcrypto.GeneratePrivateKeyK256()
 	if err != nil {
 		t.Fatal(err)
@@ -100,7 +107,8 @@ func StartHearth(t testing.TB, plcURL string, extraEnv ...string) *Hearth {
 		h.Port = port
 		h.URL = "http://localhost:" + strconv.Itoa(port)
 		h.Addr = "127.0.0.1:" + strconv.Itoa(port)
-		h.Env = append(os.Environ(),
+		// HEARTH_BIN is the tests' own; the server would report it as unknown.
+		h.Env = append(WithoutEnv(os.Environ(), "HEARTH_BIN"),
 			"PDS_HOSTNAME=localhost",
 			"PDS_PORT="+strconv.Itoa(port),
 			"HEARTH_LISTEN_HOST=127.0.0.1",

@@ -15,10 +15,7 @@ import (
 // its standard output. A non-zero exit fails the test with both streams.
 func RunNode(t testing.TB, script string, timeout time.Duration, env ...string) []byte {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("testenv: node is required: %v", err)
-	}
+	node := Node(t)
 	peers := filepath.Join(RepoRoot(t), "test", "peers")
 	if _, err := os.Stat(filepath.Join(peers, "node_modules")); err != nil {
 		t.Fatalf("testenv: npm peers not installed; run scripts/install-test-peers.sh (%v)", err)
@@ -41,12 +38,9 @@ func RunNode(t testing.TB, script string, timeout time.Duration, env ...string) 
 }
 
 // Goat returns the pinned goat binary installed by
-// scripts/install-test-peers.sh, failing the test when it is missing.
+// scripts/install-test-peers.sh, failing the test when it is missing (and
+// skipping it under -short, see needPeer).
 func Goat(t testing.TB) string {
 	t.Helper()
-	bin := filepath.Join(RepoRoot(t), ".peers", "bin", "goat")
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("testenv: goat not installed; run scripts/install-test-peers.sh (%v)", err)
-	}
-	return bin
+	return peerBinary(t, "goat")
 }

@@ -46,9 +46,11 @@ func RepoRoot(t testing.TB) string {
 // /_health. The process is killed when the test ends.
 //
 // It fails the test, never skips it, when node or the package is missing:
-// a differential test that silently does not run proves nothing.
+// a differential test that silently does not run proves nothing. Under
+// -short it skips (see needPeer).
 func StartReferencePLC(t testing.TB) string {
 	t.Helper()
+	needPeer(t, "Node.js and the reference PLC directory")
 	peers := filepath.Join(RepoRoot(t), "test", "peers")
 	bin := filepath.Join(peers, referencePLCBin)
 	preload := filepath.Join(peers, "loopback.cjs")

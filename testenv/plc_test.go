@@ -30,10 +30,7 @@ func TestStartReferencePLC(t *testing.T) {
 // TestLoopbackPreload checks every form of listen the preload rewrites,
 // and that it leaves an explicit host alone.
 func TestLoopbackPreload(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("node not on PATH: %v", err)
-	}
+	node := Node(t)
 	preload := filepath.Join(RepoRoot(t), "test", "peers", "loopback.cjs")
 	script := `
 const http = require('node:http')
@@ -106,6 +103,9 @@ func (f *fatalRecorder) Fatalf(format string, args ...any) {
 }
 
 func TestStartReferencePLCWithoutNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: checks how the full tier fails without node")
+	}
 	t.Setenv("PATH", t.TempDir())
 	rec := &fatalRecorder{TB: t}
 	done := make(chan struct{})

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -29,13 +28,11 @@ const S3Bucket = "hearth-blobs"
 //
 // The binary is the pinned one scripts/install-test-peers.sh builds into
 // .peers/bin. Without it the test fails, never skips: an S3 test that
-// silently does not run proves nothing.
+// silently does not run proves nothing. Under -short it skips (see
+// needPeer).
 func StartS3(t testing.TB) (endpoint, accessKey, secretKey, bucket string) {
 	t.Helper()
-	bin := filepath.Join(RepoRoot(t), ".peers", "bin", "versitygw")
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("testenv: versitygw not installed; run scripts/install-test-peers.sh (%v)", err)
-	}
+	bin := peerBinary(t, "versitygw")
 	accessKey = "hearth" + randomHex(t, 6)
 	secretKey = randomHex(t, 20)
 	root := t.TempDir()

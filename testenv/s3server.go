@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -46,10 +45,7 @@ type S3Server struct {
 // it. It is stopped when the test ends.
 func StartS3Server(t testing.TB) *S3Server {
 	t.Helper()
-	bin := filepath.Join(RepoRoot(t), ".peers", "bin", "versitygw")
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("testenv: versitygw not installed; run scripts/install-test-peers.sh (%v)", err)
-	}
+	bin := peerBinary(t, "versitygw")
 	s := &S3Server{
 		AccessKey: "hearth" + randomHex(t, 6),
 		SecretKey: randomHex(t, 20),

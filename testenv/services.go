@@ -21,6 +21,8 @@ import (
 	"github.com/bluesky-social/indigo/atproto/identity"
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/did-method-plc/go-didplc/didplc"
+
+	"github.com/hearth-pds/hearth/datetime"
 )
 
 // Services are stand-ins for the network services a PDS forwards to, each
@@ -527,7 +529,7 @@ func (s *Service) answer(w http.ResponseWriter, r *http.Request, rec *Received) 
 		}
 		writeJSON(w, http.StatusOK, map[string]any{
 			"id": 1, "reasonType": in["reasonType"], "reason": in["reason"], "subject": in["subject"],
-			"reportedBy": caller, "createdAt": time.Now().UTC().Format("2006-01-02T15:04:05.000Z"),
+			"reportedBy": caller, "createdAt": time.Now().UTC().Format(datetime.Layout),
 		})
 	default:
 		writeJSON(w, http.StatusNotImplemented, map[string]string{"error": "MethodNotImplemented", "message": "Method Not Implemented"})

@@ -6,10 +6,9 @@ import (
 	"net/url"
 
 	"github.com/hearth-pds/hearth/account"
+	"github.com/hearth-pds/hearth/datetime"
 	"github.com/hearth-pds/hearth/serviceauth"
 )
-
-const timeLayout = "2006-01-02T15:04:05.000Z"
 
 func (s *Server) describeServer(w http.ResponseWriter, r *http.Request, _ caller) error {
 	d := s.describe
@@ -155,7 +154,7 @@ func (s *Server) createAppPassword(w http.ResponseWriter, r *http.Request, c cal
 		return err
 	}
 	return writeJSON(w, map[string]any{
-		"name": p.Name, "password": p.Password, "createdAt": p.CreatedAt.Format(timeLayout), "privileged": p.Privileged,
+		"name": p.Name, "password": p.Password, "createdAt": p.CreatedAt.Format(datetime.Layout), "privileged": p.Privileged,
 	})
 }
 
@@ -166,7 +165,7 @@ func (s *Server) listAppPasswords(w http.ResponseWriter, r *http.Request, c call
 	}
 	out := make([]map[string]any, 0, len(list))
 	for _, p := range list {
-		out = append(out, map[string]any{"name": p.Name, "createdAt": p.CreatedAt.Format(timeLayout), "privileged": p.Privileged})
+		out = append(out, map[string]any{"name": p.Name, "createdAt": p.CreatedAt.Format(datetime.Layout), "privileged": p.Privileged})
 	}
 	return writeJSON(w, map[string]any{"passwords": out})
 }
@@ -244,11 +243,11 @@ func (s *Server) getAccountInviteCodes(w http.ResponseWriter, r *http.Request, c
 	for _, ic := range codes {
 		uses := make([]map[string]string, 0, len(ic.Uses))
 		for _, u := range ic.Uses {
-			uses = append(uses, map[string]string{"usedBy": u.UsedBy, "usedAt": u.UsedAt.Format(timeLayout)})
+			uses = append(uses, map[string]string{"usedBy": u.UsedBy, "usedAt": u.UsedAt.Format(datetime.Layout)})
 		}
 		out = append(out, map[string]any{
 			"code": ic.Code, "available": ic.Available, "disabled": ic.Disabled, "forAccount": ic.ForAccount,
-			"createdBy": ic.CreatedBy, "createdAt": ic.CreatedAt.Format(timeLayout), "uses": uses,
+			"createdBy": ic.CreatedBy, "createdAt": ic.CreatedAt.Format(datetime.Layout), "uses": uses,
 		})
 	}
 	return writeJSON(w, map[string]any{"codes": out})

@@ -1,11 +1,13 @@
 package xrpc
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"testing"
 
+	"github.com/hearth-pds/hearth/account"
 	"github.com/hearth-pds/hearth/serviceauth"
 )
 
@@ -22,6 +24,7 @@ func TestToErrorKeepsOwnStatus(t *testing.T) {
 		{fmt.Errorf("wrapped: %w", &serviceauth.Error{Status: 400, Name: "BadExpiration", Message: "m"}), 400, "BadExpiration"},
 		// No usable status of its own: the name decides.
 		{&serviceauth.Error{Name: "AuthMissing", Message: "m"}, 401, "AuthMissing"},
+		{fmt.Errorf("check password: %w: %w", account.ErrHashBusy, context.Canceled), 503, "NotEnoughResources"},
 	} {
 		got := toError(tt.err, log, r)
 		if got.HTTPStatus() != tt.wantStatus || got.Name != tt.wantName {

@@ -16,7 +16,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hearth-pds/hearth/config"
 	"github.com/hearth-pds/hearth/pds"
 	"github.com/hearth-pds/hearth/plc"
 )
@@ -67,13 +66,9 @@ func dev(ctx context.Context, getenv func(string) string, environ []string, stdo
 		}
 		return defaults[name]
 	}
-	cfg, ignored, err := config.FromEnv(devenv, environ)
+	cfg, log, err := configure(devenv, environ, stdout)
 	if err != nil {
-		return fmt.Errorf("configuration:\n%w", err)
-	}
-	log := newLogger(cfg.Log, stdout)
-	for _, name := range ignored {
-		log.Debug("environment variable accepted but not used", "name", name)
+		return err
 	}
 
 	// The embedded PLC directory, unless the user pointed at another one.
@@ -91,48 +86,31 @@ func dev(ctx context.Context, getenv func(string) string, environ []string, stdo
 	}
 	cfg.Service.Port = ln.Addr().(*net.TCPAddr).Port
 
-	p, err := pds.New(ctx, cfg, version, log)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	done := make(chan error, 1)
-	go func() { done <- p.Serve(ln) }()
-
-	invite := ""
-	if cfg.Invites.Required {
-		codes, err := p.Accounts().CreateInviteCodes(ctx, 1, 10, nil)
-		if err != nil {
-			p.Shutdown(context.Background())
-			return fmt.Errorf("create dev invite code: %w", err)
+	return runServer(ctx, cfg, ln, log, func(p *pds.PDS) error {
+		invite := ""
+		if cfg.Invites.Required {
+			codes, err := p.Accounts().CreateInviteCodes(ctx, 1, 10, nil)
+			if err != nil {
+				return fmt.Errorf("create dev invite code: %w", err)
+			}
+			invite = codes[0].Codes[0]
 		}
-		invite = codes[0].Codes[0]
-	}
-	fmt.Fprintf(stdout, strings.Join([]string{
-		"",
-		"Hearth %s is running in dev mode.",
-		"  PDS:            %s",
-		"  PLC directory:  %s",
-		"  Admin password: %s   (HTTP Basic user \"admin\")",
-		"  Invite code:    %s   (10 uses)",
-		"  Handles:        <name>%s",
-		"  Data:           %s",
-		"",
-	}, "\n")+"\n", version, cfg.PublicURL(), cfg.Identity.PLCURL, sec.AdminPassword, orNone(invite),
-		cfg.Identity.ServiceHandleDomains[0], dataDir)
-
-	select {
-	case err := <-done:
-		p.Shutdown(context.Background())
-		return err
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := p.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
-	}
-	return <-done
+		// The admin password in force: PDS_ADMIN_PASSWORD when set, else
+		// the one in the secrets file.
+		fmt.Fprintf(stdout, strings.Join([]string{
+			"",
+			"Hearth %s is running in dev mode.",
+			"  PDS:            %s",
+			"  PLC directory:  %s",
+			"  Admin password: %s   (HTTP Basic user \"admin\")",
+			"  Invite code:    %s   (10 uses)",
+			"  Handles:        <name>%s",
+			"  Data:           %s",
+			"",
+		}, "\n")+"\n", version, cfg.PublicURL(), cfg.Identity.PLCURL, string(cfg.Secrets.AdminPassword), orNone(invite),
+			cfg.Identity.ServiceHandleDomains[0], dataDir)
+		return nil
+	})
 }
 
 func orNone(s string) string {

@@ -82,10 +82,7 @@ type nodeIdentity struct {
 
 func startNodeConsumer(t *testing.T, name string, env ...string) *nodeConsumer {
 	t.Helper()
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Fatalf("%s: node is required: %v", name, err)
-	}
+	node := testenv.Node(t)
 	peers := filepath.Join(testenv.RepoRoot(t), "test", "peers")
 	if _, err := os.Stat(filepath.Join(peers, "node_modules", "@atproto", "sync")); err != nil {
 		t.Fatalf("%s: @atproto/sync not installed; run scripts/install-test-peers.sh (%v)", name, err)
@@ -95,6 +92,7 @@ func startNodeConsumer(t *testing.T, name string, env ...string) *nodeConsumer {
 	n.cmd.Dir = peers
 	n.cmd.Env = append(os.Environ(), env...)
 	n.cmd.Stderr = n.stderr
+	var err error
 	if n.stdin, err = n.cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/hearth-pds/hearth/datetime"
 )
 
 // xrpcClient makes XRPC calls for the workload's goroutines: errors are
@@ -207,7 +209,7 @@ func (w *workload) newWorker(id int, seed uint64) *worker {
 	return &worker{w: w, id: id, rng: rand.New(rand.NewPCG(seed, uint64(id))), own: map[string][]owned{}, post: map[string][]owned{}}
 }
 
-func now() string { return time.Now().UTC().Format("2006-01-02T15:04:05.000Z") }
+func now() string { return time.Now().UTC().Format(datetime.Layout) }
 
 func (k *worker) text() string {
 	k.n++

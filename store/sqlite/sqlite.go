@@ -26,8 +26,13 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/hearth-pds/hearth/datetime"
 	"github.com/hearth-pds/hearth/store"
 )
+
+// FileName is Hearth's SQLite store inside the data directory. Its own
+// name keeps it apart from the official PDS's files in the same folder.
+const FileName = "hearth.sqlite"
 
 //go:embed migrations/*.sql
 var migrations embed.FS
@@ -158,11 +163,10 @@ func (s *Store) tx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return nil
 }
 
-// timeLayout is the layout of every stored time: UTC with milliseconds,
-// the form the official PDS stores and the API returns.
-const timeLayout = "2006-01-02T15:04:05.000Z"
+// Every stored time is in datetime.Layout, the form the official PDS
+// stores and the API returns.
 
-func fmtTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+func fmtTime(t time.Time) string { return t.UTC().Format(datetime.Layout) }
 
 func fmtTimePtr(t *time.Time) any {
 	if t == nil {
@@ -172,7 +176,7 @@ func fmtTimePtr(t *time.Time) any {
 }
 
 func parseTime(s string) time.Time {
-	t, _ := time.Parse(timeLayout, s)
+	t, _ := time.Parse(datetime.Layout, s)
 	return t
 }
 
