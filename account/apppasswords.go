@@ -43,7 +43,7 @@ func (s *Service) CreateAppPassword(ctx context.Context, did, name string, privi
 		Privileged:   privileged,
 		CreatedAt:    time.Now().UTC(),
 	}
-	if err := s.Store.CreateAppPassword(ctx, p); errors.Is(err, store.ErrDuplicate) {
+	if err := s.store.CreateAppPassword(ctx, p); errors.Is(err, store.ErrDuplicate) {
 		return nil, invalidRequest("A password with this name already exists")
 	} else if err != nil {
 		return nil, err
@@ -53,10 +53,10 @@ func (s *Service) CreateAppPassword(ctx context.Context, did, name string, privi
 
 // ListAppPasswords lists an account's app passwords, without secrets.
 func (s *Service) ListAppPasswords(ctx context.Context, did string) ([]store.AppPassword, error) {
-	return s.Store.ListAppPasswords(ctx, did)
+	return s.store.ListAppPasswords(ctx, did)
 }
 
 // RevokeAppPassword deletes an app password and ends its sessions.
 func (s *Service) RevokeAppPassword(ctx context.Context, did, name string) error {
-	return s.Store.DeleteAppPassword(ctx, did, name)
+	return s.store.DeleteAppPassword(ctx, did, name)
 }

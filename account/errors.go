@@ -13,7 +13,7 @@ var (
 	ErrNoInvite          = refusal.New("InvalidInviteCode", "No invite code provided")
 	ErrInviteUnavailable = refusal.New("InvalidInviteCode", "Provided invite code not available")
 	ErrSessionRevoked    = refusal.New("ExpiredToken", "Token has been revoked")
-	ErrAccountNotFound   = refusal.New("AccountNotFound", "Account not found")
+	ErrAccountNotFound   = refusal.ErrAccountNotFound
 	ErrAccountTakedown   = refusal.New("AccountTakedown", "Account has been taken down")
 	// ErrHashBusy: every password-hashing slot stayed taken for as long as
 	// the request could wait. The official PDS has no such queue; this is

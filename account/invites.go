@@ -46,7 +46,7 @@ func (s *Service) CreateInviteCodes(ctx context.Context, count, uses int, forAcc
 		}
 		out = append(out, group)
 	}
-	if err := s.Store.CreateInviteCodes(ctx, rows); err != nil {
+	if err := s.store.CreateInviteCodes(ctx, rows); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -61,7 +61,7 @@ func (s *Service) newInviteCode() string {
 // AccountInviteCodes lists the codes made for did; includeUsed=false drops
 // codes with no use left.
 func (s *Service) AccountInviteCodes(ctx context.Context, did string, includeUsed bool) ([]store.InviteCode, error) {
-	codes, err := s.Store.AccountInviteCodes(ctx, did)
+	codes, err := s.store.AccountInviteCodes(ctx, did)
 	if err != nil {
 		return nil, err
 	}
@@ -84,5 +84,5 @@ func (s *Service) DisableInviteCodes(ctx context.Context, codes, accounts []stri
 			return invalidRequest("cannot disable admin invite codes")
 		}
 	}
-	return s.Store.DisableInviteCodes(ctx, codes, accounts)
+	return s.store.DisableInviteCodes(ctx, codes, accounts)
 }

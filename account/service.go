@@ -25,8 +25,8 @@ import (
 // HandleRules validates handles a user asks for.
 type HandleRules interface {
 	// Validate normalizes raw and checks it may be hosted here; hasDID
-	// reports whether the user brings an existing DID. Refusals implement
-	// XRPCError.
+	// reports whether the user brings an existing DID. Refusals are
+	// *refusal.Error.
 	Validate(raw string, hasDID bool) (syntax.Handle, error)
 	// IsServiceHandle reports whether h is under one of our domains.
 	IsServiceHandle(h syntax.Handle) bool
@@ -57,9 +57,11 @@ type Keys interface {
 	SigningKey(ctx context.Context, did string) (atcrypto.PrivateKey, error)
 }
 
-// Service runs the account lifecycle.
+// Service runs the account lifecycle. Its store stays inside: handlers
+// get domain methods and the Account view, never the stored row with its
+// password hash.
 type Service struct {
-	Store      store.Store
+	store      store.Store
 	Keys       Keys
 	Identities Identities
 	Handles    HandleRules
@@ -75,8 +77,9 @@ type Service struct {
 	tids *syntax.TIDClock
 }
 
-// NewService wires a Service; every field of s must be set.
-func NewService(s Service) *Service {
+// NewService wires a Service on st; every field of s must be set.
+func NewService(st store.Store, s Service) *Service {
+	s.store = st
 	s.tids = syntax.NewTIDClock(0)
 	if s.Logger == nil {
 		s.Logger = slog.Default()
@@ -86,7 +89,7 @@ func NewService(s Service) *Service {
 
 // Session is a signed-in account with its tokens.
 type Session struct {
-	Account    *store.Account
+	Account    *Account
 	AccessJWT  string
 	RefreshJWT string
 	DIDDoc     json.RawMessage
@@ -141,12 +144,12 @@ func (s *Service) CreateAccount(ctx context.Context, in CreateAccountInput) (*Se
 	if err := s.checkInvite(ctx, in.InviteCode); err != nil {
 		return nil, err
 	}
-	if _, err := s.Store.AccountByHandle(ctx, handle); err == nil {
+	if _, err := s.store.AccountByHandle(ctx, handle); err == nil {
 		return nil, invalidRequest("Handle already taken: %s", handle)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
-	if _, err := s.Store.AccountByEmail(ctx, email); err == nil {
+	if _, err := s.store.AccountByEmail(ctx, email); err == nil {
 		return nil, invalidRequest("Email already taken: %s", email)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
@@ -207,7 +210,7 @@ func (s *Service) CreateAccount(ctx context.Context, in CreateAccountInput) (*Se
 	if na.Events, err = genesisEvents(did, handle, root, rev, blocks); err != nil {
 		return nil, err
 	}
-	stored, err := s.Store.CreateAccount(ctx, na)
+	stored, err := s.store.CreateAccount(ctx, na)
 	switch {
 	case errors.Is(err, store.ErrHandleTaken):
 		return nil, invalidRequest("Handle already taken: %s", handle)
@@ -241,7 +244,7 @@ func (s *Service) checkInvite(ctx context.Context, code string) error {
 	if code == "" {
 		return nil
 	}
-	ic, err := s.Store.InviteCode(ctx, code)
+	ic, err := s.store.InviteCode(ctx, code)
 	if errors.Is(err, store.ErrNotFound) {
 		return ErrInviteUnavailable
 	}
@@ -264,11 +267,11 @@ func (s *Service) issue(ctx context.Context, a *store.Account, scope Scope, appP
 	if err != nil {
 		return nil, err
 	}
-	err = s.Store.PutRefreshToken(ctx, store.RefreshToken{ID: claims.ID, DID: a.DID, AppPasswordName: appPassword, ExpiresAt: claims.ExpiresAt})
+	err = s.store.PutRefreshToken(ctx, store.RefreshToken{ID: claims.ID, DID: a.DID, AppPasswordName: appPassword, ExpiresAt: claims.ExpiresAt})
 	if err != nil {
 		return nil, err
 	}
-	return &Session{Account: a, AccessJWT: access, RefreshJWT: refresh, Scope: scope, DIDDoc: s.document(ctx, a.DID)}, nil
+	return &Session{Account: view(a), AccessJWT: access, RefreshJWT: refresh, Scope: scope, DIDDoc: s.document(ctx, a.DID)}, nil
 }
 
 // document is the account's DID document for session responses; a
@@ -287,11 +290,11 @@ func (s *Service) lookup(ctx context.Context, identifier string) (*store.Account
 	id := strings.ToLower(strings.TrimSpace(identifier))
 	switch {
 	case strings.HasPrefix(id, "did:"):
-		return s.Store.AccountByDID(ctx, strings.TrimSpace(identifier))
+		return s.store.AccountByDID(ctx, strings.TrimSpace(identifier))
 	case strings.Contains(id, "@"):
-		return s.Store.AccountByEmail(ctx, id)
+		return s.store.AccountByEmail(ctx, id)
 	default:
-		return s.Store.AccountByHandle(ctx, id)
+		return s.store.AccountByHandle(ctx, id)
 	}
 }
 
@@ -328,7 +331,7 @@ func (s *Service) CreateSession(ctx context.Context, identifier, password string
 		if err != nil {
 			return nil, fmt.Errorf("hash app password of %s: %w", did, err)
 		}
-		ap, err := s.Store.AppPasswordByHash(ctx, did, appHash)
+		ap, err := s.store.AppPasswordByHash(ctx, did, appHash)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && !known) {
 			return nil, ErrAuthFailed
 		}
@@ -354,14 +357,14 @@ const unknownDID = "did:web:nobody.invalid"
 // RefreshSession rotates a refresh token and issues a new pair with the
 // session's scope; see refreshGrace for what happens to the old token.
 func (s *Service) RefreshSession(ctx context.Context, claims Claims) (*Session, error) {
-	old, err := s.Store.RefreshToken(ctx, claims.ID)
+	old, err := s.store.RefreshToken(ctx, claims.ID)
 	if errors.Is(err, store.ErrNotFound) || (err == nil && old.DID != claims.DID) {
 		return nil, ErrSessionRevoked
 	}
 	if err != nil {
 		return nil, err
 	}
-	a, err := s.Store.AccountByDID(ctx, old.DID)
+	a, err := s.store.AccountByDID(ctx, old.DID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrAccountNotFound
 	}
@@ -382,7 +385,7 @@ func (s *Service) RefreshSession(ctx context.Context, claims Claims) (*Session, 
 			scope = ScopeAppPassPrivileged
 		}
 	}
-	nextID, err := s.Store.RotateRefreshToken(ctx, claims.ID, store.RefreshToken{
+	nextID, err := s.store.RotateRefreshToken(ctx, claims.ID, store.RefreshToken{
 		ID: NewRefreshID(), DID: a.DID, AppPasswordName: old.AppPasswordName, ExpiresAt: time.Now().Add(RefreshLifetime)},
 		time.Now().Add(refreshGrace))
 	if errors.Is(err, store.ErrNotFound) {
@@ -399,7 +402,7 @@ func (s *Service) RefreshSession(ctx context.Context, claims Claims) (*Session, 
 	if err != nil {
 		return nil, err
 	}
-	return &Session{Account: a, AccessJWT: access, RefreshJWT: refresh, Scope: scope, DIDDoc: s.document(ctx, a.DID)}, nil
+	return &Session{Account: view(a), AccessJWT: access, RefreshJWT: refresh, Scope: scope, DIDDoc: s.document(ctx, a.DID)}, nil
 }
 
 // refreshGrace is how long a rotated refresh token keeps answering with
@@ -408,7 +411,7 @@ func (s *Service) RefreshSession(ctx context.Context, claims Claims) (*Session, 
 const refreshGrace = 2 * time.Hour
 
 func (s *Service) appPassword(ctx context.Context, did, name string) (*store.AppPassword, error) {
-	list, err := s.Store.ListAppPasswords(ctx, did)
+	list, err := s.store.ListAppPasswords(ctx, did)
 	if err != nil {
 		return nil, err
 	}
@@ -422,12 +425,12 @@ func (s *Service) appPassword(ctx context.Context, did, name string) (*store.App
 
 // DeleteSession revokes a refresh token.
 func (s *Service) DeleteSession(ctx context.Context, claims Claims) error {
-	return s.Store.RevokeRefreshToken(ctx, claims.ID)
+	return s.store.RevokeRefreshToken(ctx, claims.ID)
 }
 
-// Account returns a hosted account by DID.
-func (s *Service) Account(ctx context.Context, did string) (*store.Account, error) {
-	a, err := s.Store.AccountByDID(ctx, did)
+// account returns a hosted account by DID.
+func (s *Service) account(ctx context.Context, did string) (*store.Account, error) {
+	a, err := s.store.AccountByDID(ctx, did)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrAccountNotFound
 	}
@@ -436,14 +439,14 @@ func (s *Service) Account(ctx context.Context, did string) (*store.Account, erro
 
 // GetSession returns the session's account and DID document.
 func (s *Service) GetSession(ctx context.Context, did string) (*Session, error) {
-	a, err := s.Store.AccountByDID(ctx, did)
+	a, err := s.store.AccountByDID(ctx, did)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, invalidRequest("Could not find user info for account: %s", did)
 	}
 	if err != nil {
 		return nil, err
 	}
-	return &Session{Account: a, DIDDoc: s.document(ctx, did)}, nil
+	return &Session{Account: view(a), DIDDoc: s.document(ctx, did)}, nil
 }
 
 // UpdateHandle moves an account to a new handle: a PLC operation first,
@@ -465,11 +468,11 @@ func (s *Service) UpdateHandle(ctx context.Context, did, raw string) error {
 			return hnd.ErrExternalHandleMismatch
 		}
 	}
-	if other, err := s.Store.AccountByHandle(ctx, handle); err == nil {
+	if other, err := s.store.AccountByHandle(ctx, handle); err == nil {
 		if other.DID == did {
 			// Nothing to publish, but the official PDS still announces the
 			// identity, which lets a client ask relays to re-check it.
-			stored, err := s.Store.AppendEvents(ctx, []store.NewEvent{identityEvent(did, handle)})
+			stored, err := s.store.AppendEvents(ctx, []store.NewEvent{identityEvent(did, handle)})
 			if err != nil {
 				return err
 			}
@@ -483,7 +486,7 @@ func (s *Service) UpdateHandle(ctx context.Context, did, raw string) error {
 	if err := s.Identities.UpdateHandle(ctx, did, handle); err != nil {
 		return fmt.Errorf("publish handle: %w", err)
 	}
-	stored, err := s.Store.UpdateHandle(ctx, did, handle, []store.NewEvent{identityEvent(did, handle)})
+	stored, err := s.store.UpdateHandle(ctx, did, handle, []store.NewEvent{identityEvent(did, handle)})
 	if errors.Is(err, store.ErrHandleTaken) {
 		return invalidRequest("Handle already taken: %s", handle)
 	} else if err != nil {
@@ -497,7 +500,7 @@ func (s *Service) UpdateHandle(ctx context.Context, did, raw string) error {
 // RecommendedCredentials returns what the account's DID document should
 // hold for this PDS to serve it.
 func (s *Service) RecommendedCredentials(ctx context.Context, did string) (identity.Credentials, error) {
-	a, err := s.Account(ctx, did)
+	a, err := s.account(ctx, did)
 	if err != nil {
 		return identity.Credentials{}, err
 	}

@@ -70,10 +70,10 @@ func newLoginService(t *testing.T) *Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewService(Service{Logger: slog.New(slog.DiscardHandler), Store: &loginStore{
+	return NewService(&loginStore{
 		account: store.Account{DID: did, Handle: "alice.test", Email: "alice@example.com", PasswordHash: hash},
 		app:     store.AppPassword{DID: did, Name: "phone", PasswordHash: appHash},
-	}})
+	}, Service{Logger: slog.New(slog.DiscardHandler)})
 }
 
 // TestCreateSessionEqualWork proves every failed login runs argon2id the

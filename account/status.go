@@ -16,7 +16,7 @@ import (
 // again; relays learn it from an #account event.
 func (s *Service) Deactivate(ctx context.Context, did string) error {
 	now := time.Now().UTC()
-	stored, err := s.Store.SetDeactivated(ctx, did, &now, []store.NewEvent{accountEvent(did, false, "deactivated")})
+	stored, err := s.store.SetDeactivated(ctx, did, &now, []store.NewEvent{accountEvent(did, false, "deactivated")})
 	if errors.Is(err, store.ErrNotFound) {
 		return ErrAccountNotFound
 	}
@@ -32,7 +32,7 @@ func (s *Service) Deactivate(ctx context.Context, did string) error {
 // announces the account, its identity and its current commit (#sync), so
 // relays that dropped the repository take it up from here.
 func (s *Service) Activate(ctx context.Context, did string) error {
-	a, err := s.Account(ctx, did)
+	a, err := s.account(ctx, did)
 	if err != nil {
 		return err
 	}
@@ -41,7 +41,7 @@ func (s *Service) Activate(ctx context.Context, did string) error {
 		return err
 	}
 	events := []store.NewEvent{accountEvent(did, true, ""), identityEvent(did, a.Handle), syncEvt}
-	stored, err := s.Store.SetDeactivated(ctx, did, nil, events)
+	stored, err := s.store.SetDeactivated(ctx, did, nil, events)
 	if err != nil {
 		return err
 	}
@@ -52,7 +52,7 @@ func (s *Service) Activate(ctx context.Context, did string) error {
 
 // currentSyncEvent is a #sync event for the repository's current commit.
 func (s *Service) currentSyncEvent(ctx context.Context, did string) (store.NewEvent, error) {
-	root, err := s.Store.RepoRoot(ctx, did)
+	root, err := s.store.RepoRoot(ctx, did)
 	if err != nil {
 		return store.NewEvent{}, fmt.Errorf("repo root of %s: %w", did, err)
 	}
@@ -60,7 +60,7 @@ func (s *Service) currentSyncEvent(ctx context.Context, did string) (store.NewEv
 	if err != nil {
 		return store.NewEvent{}, fmt.Errorf("repo root of %s: %w", did, err)
 	}
-	data, err := s.Store.Block(ctx, did, root.CID)
+	data, err := s.store.Block(ctx, did, root.CID)
 	if err != nil {
 		return store.NewEvent{}, fmt.Errorf("commit block of %s: %w", did, err)
 	}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/hearth-pds/hearth/refusal"
 )
 
 // Scope names carried by session JWTs, as the official PDS issues them.
@@ -38,16 +40,14 @@ const (
 	maxTokenLength = 4096
 )
 
-// Token errors, worded as the official PDS words them; xrpc sends
-// ErrTokenExpired as ExpiredToken, ErrTokenNoID as MissingTokenId and the
-// rest as InvalidToken.
+// Token refusals, named and worded as the official PDS sends them.
 var (
-	ErrTokenExpired   = errors.New("Token has expired")
-	ErrTokenInvalid   = errors.New("Token could not be verified")
-	ErrTokenType      = errors.New("Invalid token type")
-	ErrTokenScope     = errors.New("Bad token scope")
-	ErrTokenMalformed = errors.New("Malformed token")
-	ErrTokenNoID      = errors.New("Unexpected missing refresh token id")
+	ErrTokenExpired   = refusal.New("ExpiredToken", "Token has expired")
+	ErrTokenInvalid   = refusal.New("InvalidToken", "Token could not be verified")
+	ErrTokenType      = refusal.New("InvalidToken", "Invalid token type")
+	ErrTokenScope     = refusal.New("InvalidToken", "Bad token scope")
+	ErrTokenMalformed = refusal.New("InvalidToken", "Malformed token")
+	ErrTokenNoID      = refusal.New("MissingTokenId", "Unexpected missing refresh token id")
 )
 
 // Claims are the verified contents of a session token.

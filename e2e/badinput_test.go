@@ -124,7 +124,7 @@ func TestBadInput(t *testing.T) {
 		{"update to an invalid handle", "POST", "com.atproto.identity.updateHandle", merge(bearer(full.AccessJwt), ctype(jsonType)), `{"handle":"bad_handle.test"}`, 400, "InvalidRequest", `Invalid handle (got "bad_handle.test") at $.handle`},
 		{"update to a reserved handle", "POST", "com.atproto.identity.updateHandle", merge(bearer(full.AccessJwt), ctype(jsonType)), `{"handle":"admin.test"}`, 400, "HandleNotAvailable", "Reserved handle"},
 		{"update to a disallowed TLD", "POST", "com.atproto.identity.updateHandle", merge(bearer(full.AccessJwt), ctype(jsonType)), `{"handle":"bob.localhost"}`, 400, "InvalidHandle", "Handle TLD is invalid or disallowed"},
-		{"resolve an unknown handle", "GET", "com.atproto.identity.resolveHandle?handle=nobody.test", nil, "", 400, "InvalidRequest", "Unable to resolve handle"},
+		{"resolve an unknown handle", "GET", "com.atproto.identity.resolveHandle?handle=nobody.test", nil, "", 400, "HandleNotFound", "Unable to resolve handle"},
 		// The official PDS answers these with a 500 (a bug); we say what is wrong.
 		{"resolve an invalid handle", "GET", "com.atproto.identity.resolveHandle?handle=not_a_handle", nil, "", 400, "InvalidRequest", ""},
 		{"resolve without a handle", "GET", "com.atproto.identity.resolveHandle", nil, "", 400, "InvalidRequest", ""},

@@ -53,6 +53,12 @@ const badInputLimit = 16 << 20
 
 func testBlobBadInput(t *testing.T, backend string) {
 	s := startBlobServer(t, backend, "PDS_BLOB_UPLOAD_LIMIT="+strconv.Itoa(badInputLimit))
+	// describeServer tells clients the configured limit.
+	var desc struct{ BlobUploadLimit int64 }
+	s.c.mustGetJSON("com.atproto.server.describeServer", nil, &desc)
+	if desc.BlobUploadLimit != badInputLimit {
+		t.Errorf("describeServer blobUploadLimit %d, want %d", desc.BlobUploadLimit, badInputLimit)
+	}
 	alice := s.account("alice" + backend + ".test")
 	bob := s.account("bob" + backend + ".test")
 	auth := bearer(alice.AccessJwt)

@@ -1,9 +1,9 @@
 package handle
 
 import (
-	"errors"
-
 	"github.com/bluesky-social/indigo/atproto/syntax"
+
+	"github.com/hearth-pds/hearth/refusal"
 )
 
 // The XRPC error names the official PDS uses for handle problems. They are
@@ -16,32 +16,15 @@ const (
 	NameInvalidRequest     = "InvalidRequest"
 )
 
-// Error is a handle rejected by the rules, carrying what the client is told.
+// Error is a handle rejected by the rules: a refusal sent with status 400
+// and the official PDS's name (one of the Name* constants) and message.
+// Nothing in it is internal, so it can be shown as is.
 //
-// Mapping contract for the HTTP layer: every *Error is a client error, sent
-// as status 400 with body {"error": Name, "message": Message}. Name is one
-// of the Name* constants, Message is the official PDS's text. Nothing in an
-// Error is internal, so it can be shown as is.
-//
-// Compare with errors.Is against the sentinels below: it matches on Name
-// (and on Message too when the sentinel has one), so
+// Compare with errors.Is against the sentinels below: a refusal matches on
+// Name (and on Message too when the sentinel has one), so
 // errors.Is(err, ErrHandleNotAvailable) is true for both a reserved handle
 // and a taken one.
-type Error struct {
-	Name    string
-	Message string
-}
-
-func (e *Error) Error() string { return "handle: " + e.Name + ": " + e.Message }
-
-// Is matches sentinels by name, and by message when the sentinel has one.
-func (e *Error) Is(target error) bool {
-	var t *Error
-	if !errors.As(target, &t) {
-		return false
-	}
-	return t.Name == e.Name && (t.Message == "" || t.Message == e.Message)
-}
+type Error = refusal.Error
 
 // Sentinels for errors.Is; they carry no message of their own.
 var (

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
+
+	"github.com/hearth-pds/hearth/outbound"
 )
 
 // ErrHandleNotFound: the handle claims no DID, by DNS or by HTTPS.
@@ -55,7 +57,7 @@ func NewHandleResolver(allowPrivate bool, timeout, ttl time.Duration) *HandleRes
 		timeout = 10 * time.Second
 	}
 	return &HandleResolver{
-		client:  GuardedClient(allowPrivate, timeout),
+		client:  outbound.Client(allowPrivate, timeout),
 		dns:     net.DefaultResolver,
 		timeout: timeout,
 		ttl:     ttl,

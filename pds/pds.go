@@ -114,8 +114,7 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 	blobSvc := blobs.New(st, bytes, cfg.Service.BlobUploadLimit, cfg.Blobstore.CollectGrace, log.With("component", "blobs"))
 	recs := records.New(st, keys, blobSvc, repo.NewEngine(0), events, lexicons.Lazy{}, log.With("component", "records"))
 	tokens := &account.Tokens{Secret: []byte(cfg.Secrets.JWTSecret), ServiceDID: cfg.Service.DID.String()}
-	accounts := account.NewService(account.Service{
-		Store:          st,
+	accounts := account.NewService(st, account.Service{
 		Keys:           keys,
 		Identities:     plc,
 		Handles:        handle.Rules{ServiceDomains: cfg.Identity.ServiceHandleDomains},
@@ -151,6 +150,7 @@ func New(ctx context.Context, cfg config.Config, version string, log *slog.Logge
 			ContactEmail:         cfg.Service.ContactEmailAddress,
 			Hostname:             cfg.Service.Hostname,
 			HomeURL:              cfg.Service.HomeURL,
+			BlobUploadLimit:      cfg.Service.BlobUploadLimit,
 		},
 		Accounts:      accounts,
 		Records:       recs,

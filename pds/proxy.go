@@ -6,7 +6,16 @@ import (
 	"github.com/hearth-pds/hearth/config"
 	"github.com/hearth-pds/hearth/identity/diddoc"
 	"github.com/hearth-pds/hearth/proxy"
+	"github.com/hearth-pds/hearth/readafterwrite"
 	"github.com/hearth-pds/hearth/serviceauth"
+	"github.com/hearth-pds/hearth/xrpc"
+)
+
+// The HTTP layer calls the proxy and the read-after-write views through
+// interfaces of its own.
+var (
+	_ xrpc.Proxy = (*proxy.Proxy)(nil)
+	_ xrpc.Views = (*readafterwrite.Viewer)(nil)
 )
 
 // newProxy builds the forwarding of methods not served here: a cached

@@ -29,11 +29,19 @@
 //     UpstreamFailure "Upstream service unreachable".
 //   - A body larger than 10 MiB, or silent for 30 s, is cut: the status
 //     and headers are already out, so the client sees a broken transfer.
-//   - getFeed and createReport are routes of their own there (see
-//     local.go): getFeed's parameters are checked before the session,
-//     and createReport authenticates before it looks at the proxy header.
-//     getServiceAuth is a route of Hearth's table (xrpc), served by
-//     serviceauth.Issuer.
+//   - getFeed, createReport and the push registrations are routes of
+//     their own there (see local.go and push.go): getFeed's parameters are
+//     checked before the session, and createReport authenticates before
+//     it looks at the proxy header. getServiceAuth is a route of Hearth's
+//     table (xrpc), served by serviceauth.Issuer.
+//
+// # Who does what
+//
+// The router (xrpc) owns auth. For the catch-all it calls Route (the
+// protected-method refusal and the choice of upstream, which come before
+// the session), then authenticates, then calls Forward with the caller.
+// The local routes are ordinary handlers of its route table, called with
+// the caller known. This package never calls back into the router.
 //
 // # Where we differ, on purpose
 //

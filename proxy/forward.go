@@ -14,12 +14,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hearth-pds/hearth/xrpc"
+	"github.com/hearth-pds/hearth/refusal"
 )
 
 // errUnreachable: no response from the upstream (refused, unreachable,
 // refused by the outbound guard, or no headers within HeadersTimeout).
-var errUnreachable = &xrpc.Error{Status: http.StatusBadGateway, Name: "UpstreamFailure", Message: "Upstream service unreachable"}
+var errUnreachable = refusal.New("UpstreamFailure", "Upstream service unreachable")
 
 // errAborted makes the HTTP server cut the client's connection: the
 // response has started and cannot become an error any more.
@@ -159,44 +159,37 @@ func responseHeaders(src http.Header, contentHeaders bool) http.Header {
 	return out
 }
 
-// UpstreamError is an upstream's error answer as the official PDS passes
-// it on: the upstream's status (500 becomes 502), its error name and
-// message when its body is an XRPC error, else the status's standard name
-// and text. Name and Message are empty for a status XRPC has no name for
-// (the body then has neither field); no upstream header goes with it.
-type UpstreamError struct {
-	Status  int
-	Name    string
-	Message string
-	// Rev is the upstream's atproto-repo-rev header, not relayed: read
-	// after write answers a getPostThread NotFound from local records.
-	Rev string
+// UpstreamAnswer is an upstream's error response as received: the cause
+// of the refusal the proxy passes on, for logs and for read after write
+// (which answers a getPostThread NotFound from local records when the
+// AppView's Rev, its atproto-repo-rev header, is known; the header is not
+// relayed).
+type UpstreamAnswer struct {
+	Status int
+	Rev    string
 }
 
-func (e *UpstreamError) Error() string {
-	return "upstream answered " + strconv.Itoa(e.Status) + " " + e.Name + ": " + e.Message
+func (a *UpstreamAnswer) Error() string {
+	return "upstream answered " + strconv.Itoa(a.Status)
 }
 
-// HTTPStatus is the status to answer with.
-func (e *UpstreamError) HTTPStatus() int { return e.Status }
-
-// XRPCError gives the name and message.
-func (e *UpstreamError) XRPCError() (name, message string) { return e.Name, e.Message }
-
-// Write renders the error as the official PDS does, leaving out the
-// fields that are empty.
-func (e *UpstreamError) Write(w http.ResponseWriter) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(e.Status)
-	json.NewEncoder(w).Encode(struct {
-		Error   string `json:"error,omitempty"`
-		Message string `json:"message,omitempty"`
-	}{e.Name, e.Message})
+// UpstreamRev is the atproto-repo-rev of the upstream answer behind err,
+// "" when err is not an upstream's answer or it had none.
+func UpstreamRev(err error) string {
+	var a *UpstreamAnswer
+	if errors.As(err, &a) {
+		return a.Rev
+	}
+	return ""
 }
 
-// upstreamError reads an upstream error response into the error the
-// official PDS answers with.
-func (p *Proxy) upstreamError(resp *http.Response) *UpstreamError {
+// upstreamError reads an upstream error response into the refusal the
+// official PDS answers with: the upstream's status (500 becomes 502), its
+// error name and message when its body is an XRPC error, else the
+// status's standard name and text. Name and Message are empty for a
+// status XRPC has no name for (the body then has neither field); no
+// upstream header goes with it.
+func (p *Proxy) upstreamError(resp *http.Response) *refusal.Error {
 	var payload struct {
 		Error   any `json:"error"`
 		Message any `json:"message"`
@@ -210,14 +203,15 @@ func (p *Proxy) upstreamError(resp *http.Response) *UpstreamError {
 	if status == http.StatusInternalServerError {
 		status = http.StatusBadGateway
 	}
-	e := &UpstreamError{Status: status, Rev: resp.Header.Get("Atproto-Repo-Rev")}
+	e := &refusal.Error{Status: status, Cause: &UpstreamAnswer{Status: resp.StatusCode, Rev: resp.Header.Get("Atproto-Repo-Rev")}}
 	e.Name, _ = payload.Error.(string)
 	e.Message, _ = payload.Message.(string)
+	name, text := refusal.ForStatus(status)
 	if e.Name == "" {
-		e.Name = typeName[status]
+		e.Name = name
 	}
 	if e.Message == "" {
-		e.Message = typeText[status]
+		e.Message = text
 	}
 	return e
 }
@@ -262,22 +256,3 @@ func decodeBody(body io.Reader, encoding string, limit int64) ([]byte, error) {
 	}
 	return b, nil
 }
-
-// typeName and typeText are XRPC's names and texts of the statuses it
-// knows (@atproto/xrpc ResponseType).
-var (
-	typeName = map[int]string{
-		400: "InvalidRequest", 401: "AuthenticationRequired", 403: "Forbidden",
-		404: "XRPCNotSupported", 406: "NotAcceptable", 413: "PayloadTooLarge",
-		415: "UnsupportedMediaType", 429: "RateLimitExceeded", 500: "InternalServerError",
-		501: "MethodNotImplemented", 502: "UpstreamFailure", 503: "NotEnoughResources",
-		504: "UpstreamTimeout",
-	}
-	typeText = map[int]string{
-		400: "Invalid Request", 401: "Authentication Required", 403: "Forbidden",
-		404: "XRPC Not Supported", 406: "Not Acceptable", 413: "Payload Too Large",
-		415: "Unsupported Media Type", 429: "Rate Limit Exceeded", 500: "Internal Server Error",
-		501: "Method Not Implemented", 502: "Upstream Failure", 503: "Not Enough Resources",
-		504: "Upstream Timeout",
-	}
-)

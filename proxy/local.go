@@ -14,7 +14,8 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
 
-	"github.com/hearth-pds/hearth/xrpc"
+	"github.com/hearth-pds/hearth/refusal"
+	"github.com/hearth-pds/hearth/serviceauth"
 )
 
 const (
@@ -23,45 +24,39 @@ const (
 	getRecordNSID       = "com.atproto.repo.getRecord"
 )
 
-// errInternal answers a report service that says "OK" with something
-// that is not a JSON object.
-var errInternal = &xrpc.Error{Status: http.StatusInternalServerError, Name: "InternalServerError", Message: "Internal Server Error"}
+// The methods below are the ones the official PDS serves with a route of
+// its own rather than its catch-all (the router lists them with the same
+// verbs; other verbs go to Route and Forward). Each is called with its
+// caller authenticated.
 
-// local returns the handler of a method the official PDS serves with its
-// own route rather than the catch-all (the same verbs as its route; other
-// verbs fall through to plain forwarding, as there).
-func (p *Proxy) local(r *http.Request, nsid string) (localHandler, bool) {
-	get := r.Method == http.MethodGet || r.Method == http.MethodHead
-	switch {
-	case nsid == getFeedNSID && get && p.cfg.AppView.Configured():
-		return p.getFeed, true
-	case nsid == createReport && r.Method == http.MethodPost:
-		return p.createReport, true
-	case isPush(nsid) && r.Method == http.MethodPost:
-		return p.push, true
-	}
-	return nil, false
+// ServesFeeds reports whether GetFeed can serve: it needs the AppView.
+func (p *Proxy) ServesFeeds() bool { return p.cfg.AppView.Configured() }
+
+// CheckFeedParams checks getFeed's parameters, before its caller (a 500
+// in the official PDS, a 400 saying what is wrong here).
+func CheckFeedParams(q url.Values) error {
+	_, err := feedParams(q)
+	return err
 }
 
-// getFeed serves app.bsky.feed.getFeed as the official PDS does when an
+// GetFeed serves app.bsky.feed.getFeed as the official PDS does when an
 // AppView is configured: it looks the feed generator record up on the
 // AppView, then forwards the request to the AppView (or the proxy
 // header's service) with a token addressed to the generator's DID for
 // getFeedSkeleton, which the AppView passes on to the generator.
-func (p *Proxy) getFeed(w http.ResponseWriter, r *http.Request, _ string, authenticate func(bool) (string, error)) error {
+func (p *Proxy) GetFeed(w http.ResponseWriter, r *http.Request, c serviceauth.Caller) error {
 	uri, err := feedParams(r.URL.Query())
 	if err != nil {
 		return err
 	}
-	did, err := p.auth(w, getFeedNSID, authenticate)
-	if err != nil {
+	if err := authorize(w, getFeedNSID, c); err != nil {
 		return err
 	}
 	feedDID, err := p.feedGenerator(r.Context(), uri)
 	if err != nil {
 		return err
 	}
-	piped, err := p.Pipethrough(r, getFeedNSID, PipeOptions{Issuer: did, Audience: feedDID, Method: getFeedSkeletonNSID})
+	piped, err := p.Pipethrough(r, getFeedNSID, PipeOptions{Issuer: c.DID, Audience: feedDID, Method: getFeedSkeletonNSID})
 	if err != nil {
 		return err
 	}
@@ -83,8 +78,7 @@ func single(q url.Values, name string, required bool) (string, error) {
 	return v[0], nil
 }
 
-// feedParams checks getFeed's parameters (a 500 in the official PDS, a
-// 400 saying what is wrong here) and returns the feed's URI.
+// feedParams checks getFeed's parameters and returns the feed's URI.
 func feedParams(q url.Values) (syntax.ATURI, error) {
 	feed, err := single(q, "feed", true)
 	if err != nil {
@@ -150,21 +144,20 @@ func (p *Proxy) feedGenerator(ctx context.Context, uri syntax.ATURI) (string, er
 	}
 	did, ok := out.Value["did"].(string)
 	if !ok {
-		return "", &xrpc.Error{Status: http.StatusBadRequest, Name: "UnknownFeed", Message: "could not resolve feed did"}
+		return "", refusal.New("UnknownFeed", "could not resolve feed did")
 	}
 	return did, nil
 }
 
-// createReport serves com.atproto.moderation.createReport as the official
+// CreateReport serves com.atproto.moderation.createReport as the official
 // route does: the session first (app passwords allowed), then the input,
 // then the upstream (the proxy header's service or the report service);
 // the report is posted with a token for createReport and the answer
 // relayed as JSON. The official PDS turns every upstream error into a 500
 // InternalServerError; we pass the report service's error on as the
 // catch-all does, which tells the client what went wrong.
-func (p *Proxy) createReport(w http.ResponseWriter, r *http.Request, _ string, authenticate func(bool) (string, error)) error {
-	did, err := p.auth(w, createReport, authenticate)
-	if err != nil {
+func (p *Proxy) CreateReport(w http.ResponseWriter, r *http.Request, c serviceauth.Caller) error {
+	if err := authorize(w, createReport, c); err != nil {
 		return err
 	}
 	body, err := reportInput(r)
@@ -175,7 +168,7 @@ func (p *Proxy) createReport(w http.ResponseWriter, r *http.Request, _ string, a
 	if err != nil {
 		return err
 	}
-	token, err := p.tokens.Token(r.Context(), did, t.aud, createReport)
+	token, err := p.tokens.Token(r.Context(), c.DID, t.aud, createReport)
 	if err != nil {
 		return err
 	}
@@ -199,7 +192,7 @@ func (p *Proxy) createReport(w http.ResponseWriter, r *http.Request, _ string, a
 	out, err := io.ReadAll(io.LimitReader(resp.Body, p.cfg.MaxResponseSize+1))
 	if err != nil || resp.StatusCode != http.StatusOK || int64(len(out)) > p.cfg.MaxResponseSize || !isJSONObject(out) {
 		p.log.Warn("report service answered badly", "origin", t.origin, "status", resp.StatusCode, "err", err)
-		return errInternal
+		return refusal.ErrInternal
 	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Content-Length", strconv.Itoa(len(out)))
@@ -226,14 +219,14 @@ func reportInput(r *http.Request) ([]byte, error) {
 		return nil, badRequest("unable to read input")
 	}
 	if len(raw) > maxReportBody {
-		return nil, &xrpc.Error{Status: http.StatusRequestEntityTooLarge, Name: "PayloadTooLargeError", Message: "request entity too large"}
+		return nil, refusal.ErrPayloadTooLarge
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, badRequest("A request body is expected but none was provided")
 	}
 	var v any
 	if err := json.Unmarshal(raw, &v); err != nil {
-		return nil, &xrpc.Error{Status: http.StatusBadRequest, Name: "SyntaxError", Message: "Unexpected token in JSON body"}
+		return nil, refusal.New("SyntaxError", "Unexpected token in JSON body")
 	}
 	obj, ok := v.(map[string]any)
 	if !ok {

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hearth-pds/hearth/xrpc"
+	"github.com/hearth-pds/hearth/refusal"
 )
 
 // PipeOptions shape the token of a piped request.
@@ -44,11 +44,10 @@ type Piped struct {
 // used by methods the PDS serves itself on top of the AppView (getFeed
 // here; read-after-write views). It asks for an encoding the PDS can read
 // itself (identity first). An upstream's error answer comes back as an
-// *UpstreamError (write it with its Write method, or as an XRPC error
-// with its status when it has a Name); other refusals are *xrpc.Error.
+// *refusal.Error whose cause is an *UpstreamAnswer.
 func (p *Proxy) Pipethrough(r *http.Request, nsid string, opts PipeOptions) (*Piped, error) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		return nil, &xrpc.Error{Status: http.StatusInternalServerError, Name: "InternalServerError", Message: "Internal Server Error"}
+		return nil, refusal.ErrInternal
 	}
 	t, err := p.resolveTarget(r.Context(), r.Header, nsid)
 	if err != nil {
@@ -218,13 +217,13 @@ func proxiedContentEncoding(header []string) (string, error) {
 		parts = append(parts, "*;q=0")
 	}
 	if !allowed {
-		return "", &xrpc.Error{Status: http.StatusNotAcceptable, Name: "NotAcceptable", Message: "this service does not support any of the requested encodings"}
+		return "", refusal.New("NotAcceptable", "this service does not support any of the requested encodings")
 	}
 	return strings.Join(parts, ","), nil
 }
 
 func parseAcceptEncoding(def string) (string, float64, error) {
-	bad := &xrpc.Error{Status: http.StatusBadRequest, Name: "InvalidRequest", Message: `Invalid accept-encoding: "` + def + `"`}
+	bad := refusal.InvalidRequest(`Invalid accept-encoding: "%s"`, def)
 	parts := strings.SplitN(strings.TrimSpace(def), ";", 3)
 	if len(parts) > 2 || parts[0] == "" || strings.Contains(parts[0], "=") {
 		return "", 0, bad

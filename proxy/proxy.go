@@ -2,17 +2,16 @@ package proxy
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/hearth-pds/hearth/identity"
 	"github.com/hearth-pds/hearth/identity/diddoc"
+	"github.com/hearth-pds/hearth/outbound"
+	"github.com/hearth-pds/hearth/refusal"
 	"github.com/hearth-pds/hearth/serviceauth"
-	"github.com/hearth-pds/hearth/xrpc"
 )
 
 // The official PDS's defaults (PDS_PROXY_HEADERS_TIMEOUT,
@@ -58,9 +57,8 @@ type Documents interface {
 }
 
 var (
-	_ Tokens     = (*serviceauth.Issuer)(nil)
-	_ Documents  = (*diddoc.Resolver)(nil)
-	_ xrpc.Proxy = (*Proxy)(nil)
+	_ Tokens    = (*serviceauth.Issuer)(nil)
+	_ Documents = (*diddoc.Resolver)(nil)
 )
 
 // Proxy forwards XRPC requests this server does not serve itself.
@@ -90,14 +88,13 @@ func New(cfg Config, tokens Tokens, docs Documents) *Proxy {
 	return &Proxy{cfg: cfg, tokens: tokens, docs: docs, transport: newTransport(cfg), log: cfg.Logger}
 }
 
-// newTransport is the guarded dialer of identity.GuardedClient with the
-// proxy's own limits: a response-header timeout, no overall timeout
+// newTransport is the outbound guard's transport with the proxy's own
+// limits: a response-header timeout, no overall timeout
 // (bodies stream as long as they keep moving), no automatic decompression
 // (bodies pass through as encoded), and enough idle connections per host
 // for a busy AppView.
 func newTransport(cfg Config) http.RoundTripper {
-	base := identity.GuardedClient(cfg.AllowPrivate, cfg.HeadersTimeout).Transport.(*http.Transport)
-	t := base.Clone()
+	t := outbound.Transport(cfg.AllowPrivate, cfg.HeadersTimeout)
 	t.ResponseHeaderTimeout = cfg.HeadersTimeout
 	t.DisableCompression = true
 	t.MaxIdleConns = 256
@@ -123,63 +120,42 @@ func (h httpsOnly) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // errBadTokenMethod: a protected method, or a privileged one without a
 // privileged session.
-var errBadTokenMethod = &xrpc.Error{Status: http.StatusBadRequest, Name: "InvalidToken", Message: "Bad token method"}
+var errBadTokenMethod = refusal.New("InvalidToken", "Bad token method")
 
-// ServeXRPC implements xrpc.Proxy in the official order: protected
-// methods are refused, then the upstream is picked (header or default),
-// then the caller authenticated, privileged methods checked, and the
-// request forwarded with a service-auth token of the caller's.
-func (p *Proxy) ServeXRPC(w http.ResponseWriter, r *http.Request, nsid string, authenticate func(privileged bool) (string, error)) error {
-	err := p.serve(w, r, nsid, authenticate)
-	var ue *UpstreamError
-	if errors.As(err, &ue) {
-		if ue.Name == "" {
-			// xrpc always writes a name; the official PDS then writes none.
-			ue.Write(w)
-			return nil
-		}
-		return &xrpc.Error{Status: ue.Status, Name: ue.Name, Message: ue.Message}
+// Route checks a request for a method not served here before its caller
+// is known, in the official order: protected methods are refused, then
+// the upstream is picked (the atproto-proxy header's service, else the
+// default one for nsid). The router then authenticates the caller and
+// calls Forward.
+func (p *Proxy) Route(r *http.Request, nsid string) (Target, error) {
+	if serviceauth.Protected(nsid) {
+		return Target{}, errBadTokenMethod
 	}
-	return err
+	return p.resolveTarget(r.Context(), r.Header, nsid)
 }
 
-func (p *Proxy) serve(w http.ResponseWriter, r *http.Request, nsid string, authenticate func(bool) (string, error)) error {
-	if serviceauth.Protected(nsid) {
-		return errBadTokenMethod
-	}
-	if h, ok := p.local(r, nsid); ok {
-		return h(w, r, nsid, authenticate)
-	}
-	t, err := p.resolveTarget(r.Context(), r.Header, nsid)
-	if err != nil {
+// Forward sends the request to t with a service-auth token of the
+// authenticated caller's and streams the answer back; privileged methods
+// need a privileged caller.
+func (p *Proxy) Forward(w http.ResponseWriter, r *http.Request, nsid string, t Target, c serviceauth.Caller) error {
+	if err := authorize(w, nsid, c); err != nil {
 		return err
 	}
-	did, err := p.auth(w, nsid, authenticate)
-	if err != nil {
-		return err
-	}
-	token, err := p.tokens.Token(r.Context(), did, t.aud, nsid)
+	token, err := p.tokens.Token(r.Context(), c.DID, t.aud, nsid)
 	if err != nil {
 		return err
 	}
 	return p.forward(w, r, t.origin, token)
 }
 
-// auth authenticates the caller, marking the response private as the
-// official verifier does before it checks anything, and checks privileged
-// methods.
-func (p *Proxy) auth(w http.ResponseWriter, nsid string, authenticate func(bool) (string, error)) (string, error) {
+// authorize marks the response private, as the official verifier does,
+// and refuses privileged methods to callers without a privileged session.
+func authorize(w http.ResponseWriter, nsid string, c serviceauth.Caller) error {
 	setAuthHeaders(w)
-	did, err := authenticate(false)
-	if err != nil {
-		return "", err
+	if serviceauth.Privileged(nsid) && !c.Privileged {
+		return errBadTokenMethod
 	}
-	if serviceauth.Privileged(nsid) {
-		if _, err := authenticate(true); err != nil {
-			return "", errBadTokenMethod
-		}
-	}
-	return did, nil
+	return nil
 }
 
 func setAuthHeaders(w http.ResponseWriter) {
@@ -194,5 +170,3 @@ func setAuthHeaders(w http.ResponseWriter) {
 	}
 	h.Add("Vary", "Authorization")
 }
-
-type localHandler func(w http.ResponseWriter, r *http.Request, nsid string, authenticate func(bool) (string, error)) error

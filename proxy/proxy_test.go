@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/hearth-pds/hearth/identity/diddoc"
+	"github.com/hearth-pds/hearth/refusal"
 	"github.com/hearth-pds/hearth/serviceauth"
-	"github.com/hearth-pds/hearth/xrpc"
 )
 
 func TestParseProxyHeader(t *testing.T) {
@@ -34,8 +34,8 @@ func TestParseProxyHeader(t *testing.T) {
 	} {
 		did, id, err := parseProxyHeader(tt.in)
 		if tt.err != "" {
-			var xe *xrpc.Error
-			if !errors.As(err, &xe) || xe.Message != tt.err || xe.Status != 400 || xe.Name != "InvalidRequest" {
+			var xe *refusal.Error
+			if !errors.As(err, &xe) || xe.Message != tt.err || xe.HTTPStatus() != 400 || xe.Name != "InvalidRequest" {
 				t.Errorf("%q: %v, want %q", tt.in, err, tt.err)
 			}
 			continue
@@ -81,7 +81,7 @@ func TestProxiedContentEncoding(t *testing.T) {
 	} {
 		got, err := proxiedContentEncoding(tt.in)
 		if tt.err != "" {
-			var xe *xrpc.Error
+			var xe *refusal.Error
 			if !errors.As(err, &xe) || xe.Message != tt.err {
 				t.Errorf("%q: %v, want %q", tt.in, err, tt.err)
 			}
@@ -124,7 +124,7 @@ const (
 )
 
 // call runs one request through p with a caller that is user (an app
-// password when appPassword is set).
+// password when appPassword is set), as the router calls Route and Forward.
 func call(p *Proxy, method, target string, h http.Header, appPassword bool) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(method, target, nil)
 	for k, v := range h {
@@ -132,14 +132,16 @@ func call(p *Proxy, method, target string, h http.Header, appPassword bool) *htt
 	}
 	w := httptest.NewRecorder()
 	nsid := strings.TrimPrefix(r.URL.Path, "/xrpc/")
-	authn := func(privileged bool) (string, error) {
+	// As the router does: the route, then the caller, then the forward.
+	serve := func() error {
+		t, err := p.Route(r, nsid)
+		if err != nil {
+			return err
+		}
 		if r.Header.Get("Authorization") == "" {
-			return "", &xrpc.Error{Status: 401, Name: "AuthMissing", Message: "Authentication Required"}
+			return refusal.New("AuthMissing", "Authentication Required")
 		}
-		if privileged && appPassword {
-			return "", errors.New("Bad token scope")
-		}
-		return user, nil
+		return p.Forward(w, r, nsid, t, serviceauth.Caller{DID: user, Privileged: !appPassword})
 	}
 	func() {
 		defer func() {
@@ -147,17 +149,17 @@ func call(p *Proxy, method, target string, h http.Header, appPassword bool) *htt
 				panic(v)
 			}
 		}()
-		if err := p.ServeXRPC(w, r, nsid, authn); err != nil {
-			var xe *xrpc.Error
-			var se *serviceauth.Error
-			switch {
-			case errors.As(err, &xe):
-			case errors.As(err, &se):
-				xe = &xrpc.Error{Status: se.Status, Name: se.Name, Message: se.Message}
-			default:
-				xe = &xrpc.Error{Status: 500, Name: "InternalServerError", Message: err.Error()}
+		if err := serve(); err != nil {
+			var xe *refusal.Error
+			if !errors.As(err, &xe) {
+				xe = refusal.WithStatus(500, "InternalServerError", err.Error())
 			}
-			w.Code = xe.Status
+			if xe.Name == "" {
+				// A status XRPC has no name for: rendered as the router does.
+				refusal.Write(w, xe)
+				return
+			}
+			w.Code = xe.HTTPStatus()
 			w.Body.WriteString(xe.Name + ": " + xe.Message)
 		}
 	}()

@@ -5,24 +5,20 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"strings"
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
+
+	"github.com/hearth-pds/hearth/serviceauth"
 )
 
-const (
-	registerPush   = "app.bsky.notification.registerPush"
-	unregisterPush = "app.bsky.notification.unregisterPush"
-)
-
-// push serves registerPush and unregisterPush as the official PDS does:
+// Push serves registerPush and unregisterPush (nsid) as the official PDS
+// does, whatever the case of nsid:
 // the body names the notification service (serviceDid), which gets the
 // request with a token addressed to it — at the configured AppView's URL
 // when it is the AppView, else at the #bsky_notif endpoint of its DID
 // document. The atproto-proxy header plays no part.
-func (p *Proxy) push(w http.ResponseWriter, r *http.Request, nsid string, authenticate func(bool) (string, error)) error {
-	did, err := p.auth(w, nsid, authenticate)
-	if err != nil {
+func (p *Proxy) Push(w http.ResponseWriter, r *http.Request, nsid string, c serviceauth.Caller) error {
+	if err := authorize(w, nsid, c); err != nil {
 		return err
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxReportBody))
@@ -55,7 +51,7 @@ func (p *Proxy) push(w http.ResponseWriter, r *http.Request, nsid string, authen
 			return badRequest("invalid notification service details")
 		}
 	}
-	token, err := p.tokens.Token(r.Context(), did, svc.String(), nsid)
+	token, err := p.tokens.Token(r.Context(), c.DID, svc.String(), nsid)
 	if err != nil {
 		return err
 	}
@@ -77,9 +73,4 @@ func (p *Proxy) push(w http.ResponseWriter, r *http.Request, nsid string, authen
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	w.WriteHeader(http.StatusOK)
 	return nil
-}
-
-// isPush reports whether nsid is one of the push registration methods.
-func isPush(nsid string) bool {
-	return strings.EqualFold(nsid, registerPush) || strings.EqualFold(nsid, unregisterPush)
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/bluesky-social/indigo/atproto/syntax"
 
 	"github.com/hearth-pds/hearth/identity/diddoc"
-	"github.com/hearth-pds/hearth/xrpc"
+	"github.com/hearth-pds/hearth/refusal"
 )
 
 // Upstream is a service requests are forwarded to: its DID (the audience
@@ -23,10 +23,10 @@ type Upstream struct {
 // Configured reports whether the upstream is set.
 func (u Upstream) Configured() bool { return u.URL != "" && u.DID != "" }
 
-// target is where one request goes: the origin (scheme, host and port;
+// Target is where one request goes: the origin (scheme, host and port;
 // the official PDS ignores any path in a service endpoint) and the DID
 // that tokens are addressed to.
-type target struct {
+type Target struct {
 	origin string
 	aud    string
 }
@@ -80,45 +80,45 @@ func (p *Proxy) defaultUpstream(nsid string) Upstream {
 // resolveTarget picks the upstream of a request: the service its
 // atproto-proxy header names, else the default one for nsid. Its errors
 // are the official ones, worded alike.
-func (p *Proxy) resolveTarget(ctx context.Context, h http.Header, nsid string) (target, error) {
+func (p *Proxy) resolveTarget(ctx context.Context, h http.Header, nsid string) (Target, error) {
 	header := strings.Join(h.Values("Atproto-Proxy"), ", ")
 	if header == "" {
 		up := p.defaultUpstream(nsid)
 		if !up.Configured() {
-			return target{}, badRequest("No service configured for " + nsid)
+			return Target{}, badRequest("No service configured for " + nsid)
 		}
-		return target{origin: origin(up.URL), aud: up.DID}, nil
+		return Target{origin: origin(up.URL), aud: up.DID}, nil
 	}
 	did, serviceID, err := parseProxyHeader(header)
 	if err != nil {
-		return target{}, err
+		return Target{}, err
 	}
 	// The configured AppView is used as configured, without resolving it.
 	if p.cfg.AppView.Configured() && header == p.cfg.AppView.DID+"#bsky_appview" {
-		return target{origin: origin(p.cfg.AppView.URL), aud: did}, nil
+		return Target{origin: origin(p.cfg.AppView.URL), aud: did}, nil
 	}
 	if !resolvable(did) {
 		// The official PDS answers these with a 500; it is bad input.
-		return target{}, badRequest("could not resolve proxy did")
+		return Target{}, badRequest("could not resolve proxy did")
 	}
 	doc, err := p.docs.Resolve(ctx, did)
 	switch {
 	case errors.Is(err, diddoc.ErrNotFound):
-		return target{}, badRequest("could not resolve proxy did")
+		return Target{}, badRequest("could not resolve proxy did")
 	case err != nil:
 		// Malformed documents and unreachable directories are internal
 		// errors in the official PDS too.
-		return target{}, err
+		return Target{}, err
 	}
 	endpoint := doc.ServiceEndpoint(serviceID)
 	if endpoint == "" {
-		return target{}, badRequest("could not resolve proxy did service url")
+		return Target{}, badRequest("could not resolve proxy did service url")
 	}
 	o := origin(endpoint)
 	if o == "" {
-		return target{}, badRequest("could not resolve proxy did service url")
+		return Target{}, badRequest("could not resolve proxy did service url")
 	}
-	return target{origin: o, aud: did}, nil
+	return Target{origin: o, aud: did}, nil
 }
 
 // parseProxyHeader splits "did#service_id", returning the service id with
@@ -154,6 +154,6 @@ func origin(endpoint string) string {
 	return u.Scheme + "://" + u.Host
 }
 
-func badRequest(msg string) *xrpc.Error {
-	return &xrpc.Error{Status: http.StatusBadRequest, Name: "InvalidRequest", Message: msg}
+func badRequest(msg string) *refusal.Error {
+	return refusal.New("InvalidRequest", msg)
 }

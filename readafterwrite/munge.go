@@ -7,7 +7,7 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
 
-	"github.com/hearth-pds/hearth/proxy"
+	"github.com/hearth-pds/hearth/refusal"
 )
 
 // The mungers of each view, after the official handlers. Each reports
@@ -232,14 +232,14 @@ func replyURI(record any, which string) string {
 // AppView does not know yet: the post from the store, its newer replies,
 // and its parents from the AppView when it finds them. Otherwise the
 // AppView's NotFound stands.
-func (v *Viewer) threadNotFound(w http.ResponseWriter, r *http.Request, did string, notFound *proxy.UpstreamError) error {
+func (v *Viewer) threadNotFound(w http.ResponseWriter, r *http.Request, did string, notFound *refusal.Error, rev string) error {
 	q := r.URL.Query()
 	uri, err := syntax.ParseATURI(q.Get("uri"))
 	if err != nil || v.didOf(r.Context(), uri) != did {
 		return notFound
 	}
 	want := "at://" + did + "/" + uri.Collection().String() + "/" + uri.RecordKey().String()
-	local, err := v.localRecords(r.Context(), did, notFound.Rev)
+	local, err := v.localRecords(r.Context(), did, rev)
 	if err != nil {
 		return err
 	}

@@ -17,8 +17,8 @@ import (
 
 	"github.com/hearth-pds/hearth/datetime"
 	"github.com/hearth-pds/hearth/proxy"
+	"github.com/hearth-pds/hearth/refusal"
 	"github.com/hearth-pds/hearth/store"
-	"github.com/hearth-pds/hearth/xrpc"
 )
 
 // The views patched here.
@@ -96,26 +96,15 @@ var mungers = map[string]munger{
 // ServeView serves view nsid for the authenticated account did. Errors
 // are the proxy's (refusals, the AppView's own errors) or internal ones.
 func (v *Viewer) ServeView(w http.ResponseWriter, r *http.Request, nsid, did string) error {
-	err := v.serve(w, r, nsid, did)
-	var ue *proxy.UpstreamError
-	if errors.As(err, &ue) && ue.Name == "" {
-		// A status XRPC has no name for: relayed without one.
-		ue.Write(w)
-		return nil
-	}
-	return err
-}
-
-func (v *Viewer) serve(w http.ResponseWriter, r *http.Request, nsid, did string) error {
 	munge, ok := mungers[nsid]
 	if !ok {
 		return fmt.Errorf("read after write: no view %s", nsid)
 	}
 	piped, err := v.pipe.Pipethrough(r, nsid, proxy.PipeOptions{Issuer: did})
 	if err != nil {
-		var ue *proxy.UpstreamError
-		if nsid == GetPostThread && errors.As(err, &ue) && ue.Name == "NotFound" && ue.Rev != "" {
-			return v.threadNotFound(w, r, did, ue)
+		var notFound *refusal.Error
+		if rev := proxy.UpstreamRev(err); nsid == GetPostThread && rev != "" && errors.As(err, &notFound) && notFound.Name == "NotFound" {
+			return v.threadNotFound(w, r, did, notFound, rev)
 		}
 		return err
 	}
@@ -134,7 +123,7 @@ func (v *Viewer) serve(w http.ResponseWriter, r *http.Request, nsid, did string)
 	raw, err := piped.Decoded()
 	if err != nil {
 		v.log.Warn("read after write: unreadable upstream answer", "nsid", nsid, "err", err)
-		return &xrpc.Error{Status: http.StatusBadGateway, Name: "UpstreamFailure", Message: "unable to decode request body"}
+		return refusal.New("UpstreamFailure", "unable to decode request body")
 	}
 	body, ok := decodeObject(raw)
 	if ok {

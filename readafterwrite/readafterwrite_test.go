@@ -13,6 +13,7 @@ import (
 	"github.com/bluesky-social/indigo/atproto/atdata"
 
 	"github.com/hearth-pds/hearth/proxy"
+	"github.com/hearth-pds/hearth/refusal"
 	"github.com/hearth-pds/hearth/store"
 )
 
@@ -220,7 +221,7 @@ func TestThreadNotFoundAnsweredLocally(t *testing.T) {
 	st.put(t, "app.bsky.feed.post", "3new3", "3new3", now,
 		`{"$type":"app.bsky.feed.post","text":"reply","createdAt":"2026-11-22T10:00:00.000Z","reply":{"root":{"uri":"at://did:plc:alice/app.bsky.feed.post/3new2","cid":"bafy3new2"},"parent":{"uri":"at://did:plc:alice/app.bsky.feed.post/3new2","cid":"bafy3new2"}}}`)
 	pipe := fakePipe{GetPostThread: func() (*proxy.Piped, error) {
-		return nil, &proxy.UpstreamError{Status: 400, Name: "NotFound", Message: "Post not found", Rev: "3aaa"}
+		return nil, &refusal.Error{Status: 400, Name: "NotFound", Message: "Post not found", Cause: &proxy.UpstreamAnswer{Status: 400, Rev: "3aaa"}}
 	}}
 	w, body := serve(t, v, pipe, "/xrpc/app.bsky.feed.getPostThread?uri=at://alice.test/app.bsky.feed.post/3new2")
 	thread := body["thread"].(map[string]any)

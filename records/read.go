@@ -125,7 +125,7 @@ func (s *Service) LatestCommit(ctx context.Context, did string) (*Head, error) {
 
 // Servable refuses reads of unknown, deactivated and taken-down
 // repositories, with the official error names. A deactivated repository
-// stays readable by its owner and the admin (see AsOwner), as with the
+// stays readable by its owner and the admin (see AsOwner, AsAdmin), as with the
 // official PDS, so a user can still export it.
 func (s *Service) Servable(ctx context.Context, did string) error {
 	a, err := s.store.AccountByDID(ctx, did)
@@ -135,7 +135,7 @@ func (s *Service) Servable(ctx context.Context, did string) error {
 	if err != nil {
 		return err
 	}
-	if owner := ownerOf(ctx); a.TakedownRef == "" && a.DeactivatedAt != nil && (owner == did || owner == "*") {
+	if rd := readerOf(ctx); a.TakedownRef == "" && a.DeactivatedAt != nil && (rd.admin || rd.did == did) {
 		return nil
 	}
 	if !a.Active() {
@@ -144,17 +144,29 @@ func (s *Service) Servable(ctx context.Context, did string) error {
 	return nil
 }
 
-type ownerKey struct{}
+type readerKey struct{}
 
-// AsOwner marks ctx as a read by the repository's owner (or the admin,
-// with did "*"), who may read it while it is deactivated.
-func AsOwner(ctx context.Context, did string) context.Context {
-	return context.WithValue(ctx, ownerKey{}, did)
+// reader is who reads, as the HTTP layer authenticated them.
+type reader struct {
+	did   string
+	admin bool
 }
 
-func ownerOf(ctx context.Context) string {
-	v, _ := ctx.Value(ownerKey{}).(string)
-	return v
+// AsOwner marks ctx as a read by the account did, who may read their
+// repository while it is deactivated.
+func AsOwner(ctx context.Context, did string) context.Context {
+	return context.WithValue(ctx, readerKey{}, reader{did: did})
+}
+
+// AsAdmin marks ctx as a read by the admin, who may read every
+// deactivated repository.
+func AsAdmin(ctx context.Context) context.Context {
+	return context.WithValue(ctx, readerKey{}, reader{admin: true})
+}
+
+func readerOf(ctx context.Context) reader {
+	rd, _ := ctx.Value(readerKey{}).(reader)
+	return rd
 }
 
 // Export is a checked getRepo, ready to stream.

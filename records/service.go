@@ -137,7 +137,7 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 		acct, err = s.store.AccountByDID(ctx, did.String())
 	}
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, refusal.New("AccountNotFound", "Account not found")
+		return nil, refusal.ErrAccountNotFound
 	}
 	if err != nil {
 		return nil, err

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/hearth-pds/hearth/refusal"
 )
 
 // Defaults of Config.
@@ -166,7 +168,9 @@ func New(ctx context.Context, st Store, cfg Config) (*Sequencer, error) {
 			// The firehose is public: any origin may subscribe.
 			CheckOrigin: func(*http.Request) bool { return true },
 			Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
-				writeHTTPError(w, status, "InvalidRequest", reason.Error())
+				// The handshake's problem as the WebSocket library words
+				// it: the one wire message not written here.
+				refusal.Write(w, refusal.WithStatus(status, "InvalidRequest", reason.Error()))
 			},
 		},
 		inbox:           make(chan Event, cfg.inboxCap),

@@ -2,7 +2,6 @@ package sequencer
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/hearth-pds/hearth/refusal"
 )
 
 // closeWait is how long a subscriber's connection stays open after its
@@ -68,17 +69,17 @@ var errTooSlow = &streamError{name: ErrorConsumerTooSlow, message: "Stream consu
 func (s *Sequencer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
-		writeHTTPError(w, http.StatusMethodNotAllowed, "InvalidRequest", "subscriptions only support GET")
+		refusal.Write(w, refusal.WithStatus(http.StatusMethodNotAllowed, "InvalidRequest", "subscriptions only support GET"))
 		return
 	}
 	cursor, err := parseCursor(r.URL.Query().Get("cursor"))
 	if err != nil {
-		writeHTTPError(w, http.StatusBadRequest, "InvalidRequest", err.Error())
+		refusal.Write(w, refusal.InvalidRequest("cursor must be an integer").Because(err))
 		return
 	}
 	if !websocket.IsWebSocketUpgrade(r) {
 		w.Header().Set("Upgrade", "websocket")
-		writeHTTPError(w, http.StatusUpgradeRequired, "InvalidRequest", "subscriptions require a WebSocket upgrade")
+		refusal.Write(w, refusal.WithStatus(http.StatusUpgradeRequired, "InvalidRequest", "subscriptions require a WebSocket upgrade"))
 		return
 	}
 	sub := &subscriber{
@@ -88,7 +89,7 @@ func (s *Sequencer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		notify: make(chan struct{}, 1),
 	}
 	if !s.track(sub) {
-		writeHTTPError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "server is shutting down")
+		refusal.Write(w, refusal.WithStatus(http.StatusServiceUnavailable, "ServiceUnavailable", "server is shutting down"))
 		return
 	}
 	defer s.untrack(sub)
@@ -134,15 +135,6 @@ func parseCursor(v string) (*int64, error) {
 	}
 	n = max(n, 0)
 	return &n, nil
-}
-
-func writeHTTPError(w http.ResponseWriter, status int, name, message string) {
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(struct {
-		Error   string `json:"error"`
-		Message string `json:"message,omitempty"`
-	}{name, message})
 }
 
 // subState is where a subscriber is between replay and live.

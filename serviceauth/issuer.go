@@ -9,6 +9,8 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/atcrypto"
 	"github.com/bluesky-social/indigo/atproto/syntax"
+
+	"github.com/hearth-pds/hearth/refusal"
 )
 
 // Keys gives an account's repo signing key (keyring.Keyring does, and
@@ -45,22 +47,10 @@ func (i *Issuer) sign(ctx context.Context, c Claims) (string, error) {
 }
 
 // Error is a refusal with its XRPC name, message and HTTP status.
-type Error struct {
-	Status  int
-	Name    string
-	Message string
-}
-
-func (e *Error) Error() string { return e.Name + ": " + e.Message }
-
-// XRPCError gives the name and message to the HTTP layer.
-func (e *Error) XRPCError() (name, message string) { return e.Name, e.Message }
-
-// HTTPStatus is the status to answer with.
-func (e *Error) HTTPStatus() int { return e.Status }
+type Error = refusal.Error
 
 func invalidRequest(name, msg string) *Error {
-	return &Error{Status: http.StatusBadRequest, Name: name, Message: msg}
+	return refusal.WithStatus(http.StatusBadRequest, name, msg)
 }
 
 // Caller is who asks for a token, as their session establishes.

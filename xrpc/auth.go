@@ -7,19 +7,7 @@ import (
 	"strings"
 
 	"github.com/hearth-pds/hearth/account"
-)
-
-// authLevel is what a route demands of its caller.
-type authLevel int
-
-const (
-	authNone       authLevel = iota
-	authAccess               // any access token, app passwords included
-	authAccessFull           // access token of a full (non app-password) session
-	authPrivileged           // full session or privileged app password
-	authRefresh              // a refresh token
-	authAdmin                // HTTP Basic admin:PDS_ADMIN_PASSWORD
-	authAccessOrAdmin
+	"github.com/hearth-pds/hearth/serviceauth"
 )
 
 // caller is who made a request, as established by its route's auth level.
@@ -28,6 +16,12 @@ type caller struct {
 	Scope   account.Scope
 	Refresh account.Claims // set for authRefresh routes
 	Admin   bool
+}
+
+// service is the caller as the proxy and service auth see it: privileged
+// unless an app password without the privileged flag.
+func (c caller) service() serviceauth.Caller {
+	return serviceauth.Caller{DID: c.DID, Privileged: c.Scope == account.ScopeAccess || c.Scope == account.ScopeAppPassPrivileged}
 }
 
 // authenticate checks r against level.
@@ -40,11 +34,16 @@ func (s *Server) authenticate(r *http.Request, level authLevel) (caller, error) 
 			return caller{Admin: true}, nil
 		}
 		return caller{}, errAdminRequired
-	case authAccessOrAdmin:
+	case authOptional:
 		if s.isAdmin(r) {
 			return caller{Admin: true}, nil
 		}
-		return s.authenticate(r, authAccess)
+		if token, err := bearer(r); err == nil {
+			if c, err := s.tokens.VerifyAccess(token); err == nil {
+				return caller{DID: c.DID, Scope: c.Scope}, nil
+			}
+		}
+		return caller{}, nil
 	}
 	token, err := bearer(r)
 	if err != nil {

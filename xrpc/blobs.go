@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/ipfs/go-cid"
+
+	"github.com/hearth-pds/hearth/refusal"
 )
 
 func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -25,7 +27,7 @@ func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request, c caller) er
 	}})
 }
 
-var errUnsupportedEncoding = &Error{http.StatusUnsupportedMediaType, "UnsupportedMediaType", "unsupported content-encoding"}
+var errUnsupportedEncoding = refusal.WithStatus(http.StatusUnsupportedMediaType, "UnsupportedMediaType", "unsupported content-encoding")
 
 // decodedBody undoes an upload's Content-Encoding, as the official PDS
 // does: the blob is the content, not its packing for transfer, and the
@@ -138,7 +140,7 @@ func (s *Server) syncGetBlob(w http.ResponseWriter, r *http.Request, _ caller) e
 	offset, length, partial, ok := parseRange(r.Header.Get("Range"), meta.Size)
 	if !ok {
 		w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", meta.Size))
-		return &Error{http.StatusRequestedRangeNotSatisfiable, "InvalidRequest", "Range not satisfiable"}
+		return refusal.WithStatus(http.StatusRequestedRangeNotSatisfiable, "InvalidRequest", "Range not satisfiable")
 	}
 	body, err := s.blobs.Read(r.Context(), meta, offset, length)
 	if err != nil {

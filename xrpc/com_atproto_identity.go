@@ -7,7 +7,8 @@ import (
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
 
-	"github.com/hearth-pds/hearth/store"
+	"github.com/hearth-pds/hearth/account"
+	"github.com/hearth-pds/hearth/refusal"
 )
 
 // resolveHandle answers hosted handles from the local index, then asks
@@ -22,27 +23,37 @@ func (s *Server) resolveHandle(w http.ResponseWriter, r *http.Request, _ caller)
 		return invalidRequest(`Invalid handle (got "` + abbreviate(raw) + `") at $.handle`)
 	}
 	h = h.Normalize()
-	a, err := s.accounts.Store.AccountByHandle(r.Context(), h.String())
+	did, err := s.accounts.HandleDID(r.Context(), h.String())
 	if err == nil {
-		return writeJSON(w, map[string]string{"did": a.DID})
+		return writeJSON(w, map[string]string{"did": did})
 	}
-	if !errors.Is(err, store.ErrNotFound) {
+	if !errors.Is(err, account.ErrAccountNotFound) {
 		return err
 	}
-	if s.isServiceHandle(h.String()) || s.handles == nil {
+	if s.isServiceHandle(h.String()) {
+		return errHandleNotFound
+	}
+	if s.handles == nil {
 		return errUnresolved
 	}
-	did, err := s.handles.ResolveHandle(r.Context(), h)
+	remote, err := s.handles.ResolveHandle(r.Context(), h)
 	if err != nil {
 		s.log.Debug("resolve handle failed", "handle", h, "err", err)
 		return errUnresolved
 	}
-	return writeJSON(w, map[string]string{"did": did.String()})
+	return writeJSON(w, map[string]string{"did": remote.String()})
 }
 
-// errUnresolved is what the official PDS answers for a handle that
-// resolves nowhere.
-var errUnresolved = invalidRequest("Unable to resolve handle")
+// The official PDS's answers for a handle that resolves to no DID (as of
+// @atproto/pds 0.5.29, its fix #5314): a handle under one of this
+// server's domains that no account here holds is a 400 named
+// HandleNotFound, the error the resolveHandle lexicon declares; a handle
+// elsewhere that resolves nowhere stays a 400 InvalidRequest. Both say
+// "Unable to resolve handle".
+var (
+	errHandleNotFound = refusal.New("HandleNotFound", "Unable to resolve handle")
+	errUnresolved     = invalidRequest("Unable to resolve handle")
+)
 
 // checkHandleSyntax is the lexicon's format check of a handle in a body,
 // worded as the official PDS words it; the handle rules come after.

@@ -10,6 +10,7 @@ import (
 	"github.com/bluesky-social/indigo/atproto/syntax"
 
 	"github.com/hearth-pds/hearth/records"
+	"github.com/hearth-pds/hearth/refusal"
 	"github.com/hearth-pds/hearth/repo"
 	"github.com/hearth-pds/hearth/store"
 )
@@ -24,7 +25,7 @@ func (s *Server) ownRepo(r *http.Request, c caller, raw string) (*store.Account,
 	}
 	a, err := s.records.ResolveRepo(r.Context(), raw)
 	if err != nil {
-		return nil, &Error{http.StatusForbidden, "AccountNotFound", "Account not found"}
+		return nil, refusal.ErrAccountNotFound.Because(err)
 	}
 	if a.DID != c.DID {
 		return nil, errNotOwnRepo
@@ -348,13 +349,13 @@ func (s *Server) describeRepo(w http.ResponseWriter, r *http.Request, _ caller) 
 	if cols == nil {
 		cols = []string{}
 	}
-	doc, err := s.accounts.Identities.Document(r.Context(), a.DID)
+	doc, err := s.accounts.DIDDocument(r.Context(), a.DID)
 	if err != nil {
 		return err
 	}
 	handleIsCorrect := a.Handle != "" && documentNamesHandle(doc, a.Handle)
 	return writeJSON(w, map[string]any{
-		"handle": handleOrInvalid(a), "did": a.DID, "didDoc": doc, "collections": cols, "handleIsCorrect": handleIsCorrect,
+		"handle": handleOrInvalid(a.Handle), "did": a.DID, "didDoc": doc, "collections": cols, "handleIsCorrect": handleIsCorrect,
 	})
 }
 

@@ -8,7 +8,6 @@ import (
 	"github.com/hearth-pds/hearth/account"
 	"github.com/hearth-pds/hearth/datetime"
 	"github.com/hearth-pds/hearth/serviceauth"
-	"github.com/hearth-pds/hearth/store"
 )
 
 func (s *Server) describeServer(w http.ResponseWriter, r *http.Request, _ caller) error {
@@ -24,6 +23,7 @@ func (s *Server) describeServer(w http.ResponseWriter, r *http.Request, _ caller
 		"did":                       d.DID,
 		"availableUserDomains":      d.AvailableUserDomains,
 		"inviteCodeRequired":        d.InviteCodeRequired,
+		"blobUploadLimit":           d.BlobUploadLimit,
 		"phoneVerificationRequired": false,
 		"links":                     links,
 		"contact":                   map[string]string{},
@@ -55,21 +55,21 @@ func sessionBody(sess *account.Session) sessionOutput {
 	out := sessionOutput{
 		AccessJWT:  sess.AccessJWT,
 		RefreshJWT: sess.RefreshJWT,
-		Handle:     handleOrInvalid(a),
+		Handle:     handleOrInvalid(a.Handle),
 		DID:        a.DID,
 		DIDDoc:     sess.DIDDoc,
-		Status:     a.Status(),
+		Status:     a.Status,
 	}
-	active, confirmed := a.Active(), a.EmailConfirmedAt != nil
+	active, confirmed := a.Active(), a.EmailConfirmed
 	out.Active, out.Email, out.EmailConfirmed = &active, a.Email, &confirmed
 	return out
 }
 
-func handleOrInvalid(a *store.Account) string {
-	if a.Handle == "" {
+func handleOrInvalid(handle string) string {
+	if handle == "" {
 		return "handle.invalid"
 	}
-	return a.Handle
+	return handle
 }
 
 func (s *Server) createAccount(w http.ResponseWriter, r *http.Request, _ caller) error {
@@ -299,10 +299,7 @@ func (s *Server) getServiceAuth(w http.ResponseWriter, r *http.Request, c caller
 	if err != nil {
 		return err
 	}
-	token, err := s.serviceAuth.GetServiceAuth(r.Context(), serviceauth.Caller{
-		DID:        c.DID,
-		Privileged: c.Scope == account.ScopeAccess || c.Scope == account.ScopeAppPassPrivileged,
-	}, req)
+	token, err := s.serviceAuth.GetServiceAuth(r.Context(), c.service(), req)
 	if err != nil {
 		return err
 	}

@@ -12,18 +12,14 @@ import (
 
 const carType = "application/vnd.ipld.car"
 
-// ownerContext marks the request as the repository owner's (or the
-// admin's) when its credentials say so, letting them read their
-// deactivated repository. Bad credentials are ignored: sync reads are
-// public.
-func (s *Server) ownerContext(r *http.Request) *http.Request {
-	if s.isAdmin(r) {
-		return r.WithContext(records.AsOwner(r.Context(), "*"))
-	}
-	if token, err := bearer(r); err == nil {
-		if c, err := s.tokens.VerifyAccess(token); err == nil {
-			return r.WithContext(records.AsOwner(r.Context(), c.DID))
-		}
+// asReader lets the repository's owner or the admin, as the route's
+// optional auth found them, read their deactivated repository.
+func asReader(r *http.Request, c caller) *http.Request {
+	switch {
+	case c.Admin:
+		return r.WithContext(records.AsAdmin(r.Context()))
+	case c.DID != "":
+		return r.WithContext(records.AsOwner(r.Context(), c.DID))
 	}
 	return r
 }
@@ -51,8 +47,8 @@ func carResponse(w http.ResponseWriter, build func(*bytes.Buffer) error) error {
 	return err
 }
 
-func (s *Server) syncGetRepo(w http.ResponseWriter, r *http.Request, _ caller) error {
-	r = s.ownerContext(r)
+func (s *Server) syncGetRepo(w http.ResponseWriter, r *http.Request, c caller) error {
+	r = asReader(r, c)
 	p := params(r)
 	did, since := syncDID(p), p.str("since", false)
 	if p.err != nil {
@@ -72,8 +68,8 @@ func (s *Server) syncGetRepo(w http.ResponseWriter, r *http.Request, _ caller) e
 	return bw.Flush()
 }
 
-func (s *Server) syncGetRecord(w http.ResponseWriter, r *http.Request, _ caller) error {
-	r = s.ownerContext(r)
+func (s *Server) syncGetRecord(w http.ResponseWriter, r *http.Request, c caller) error {
+	r = asReader(r, c)
 	p := params(r)
 	did, collection, rkey := syncDID(p), p.str("collection", true), p.str("rkey", true)
 	if p.err != nil {
@@ -84,8 +80,8 @@ func (s *Server) syncGetRecord(w http.ResponseWriter, r *http.Request, _ caller)
 	})
 }
 
-func (s *Server) syncGetBlocks(w http.ResponseWriter, r *http.Request, _ caller) error {
-	r = s.ownerContext(r)
+func (s *Server) syncGetBlocks(w http.ResponseWriter, r *http.Request, c caller) error {
+	r = asReader(r, c)
 	p := params(r)
 	did, cids := syncDID(p), p.list("cids")
 	if p.err != nil {
@@ -99,8 +95,8 @@ func (s *Server) syncGetBlocks(w http.ResponseWriter, r *http.Request, _ caller)
 	})
 }
 
-func (s *Server) syncGetLatestCommit(w http.ResponseWriter, r *http.Request, _ caller) error {
-	head, err := s.syncHead(r)
+func (s *Server) syncGetLatestCommit(w http.ResponseWriter, r *http.Request, c caller) error {
+	head, err := s.syncHead(r, c)
 	if err != nil {
 		return err
 	}
@@ -108,8 +104,8 @@ func (s *Server) syncGetLatestCommit(w http.ResponseWriter, r *http.Request, _ c
 }
 
 // syncGetHead is the deprecated predecessor of getLatestCommit.
-func (s *Server) syncGetHead(w http.ResponseWriter, r *http.Request, _ caller) error {
-	head, err := s.syncHead(r)
+func (s *Server) syncGetHead(w http.ResponseWriter, r *http.Request, c caller) error {
+	head, err := s.syncHead(r, c)
 	if err != nil {
 		return err
 	}
@@ -117,8 +113,8 @@ func (s *Server) syncGetHead(w http.ResponseWriter, r *http.Request, _ caller) e
 }
 
 // syncHead reads the did parameter and returns that repository's head.
-func (s *Server) syncHead(r *http.Request) (*records.Head, error) {
-	r = s.ownerContext(r)
+func (s *Server) syncHead(r *http.Request, c caller) (*records.Head, error) {
+	r = asReader(r, c)
 	p := params(r)
 	did := syncDID(p)
 	if p.err != nil {

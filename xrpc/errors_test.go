@@ -27,8 +27,8 @@ func TestToErrorKeepsOwnStatus(t *testing.T) {
 		{fmt.Errorf("check password: %w: %w", account.ErrHashBusy, context.Canceled), 503, "NotEnoughResources"},
 	} {
 		got := toError(tt.err, log, r)
-		if got.Status != tt.wantStatus || got.Name != tt.wantName {
-			t.Errorf("toError(%v) = %d %s, want %d %s", tt.err, got.Status, got.Name, tt.wantStatus, tt.wantName)
+		if got.HTTPStatus() != tt.wantStatus || got.Name != tt.wantName {
+			t.Errorf("toError(%v) = %d %s, want %d %s", tt.err, got.HTTPStatus(), got.Name, tt.wantStatus, tt.wantName)
 		}
 	}
 }

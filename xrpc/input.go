@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/hearth-pds/hearth/refusal"
 )
 
 // input is a decoded JSON procedure body. Its accessors check presence and
@@ -29,7 +31,7 @@ func readInput(w http.ResponseWriter, r *http.Request) (*input, error) {
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, errTooLarge
+			return nil, refusal.ErrPayloadTooLarge
 		}
 		return nil, invalidRequest("Unable to read request body")
 	}
@@ -46,7 +48,7 @@ func readInput(w http.ResponseWriter, r *http.Request) (*input, error) {
 	if !json.Valid(body) {
 		var v any
 		err := json.Unmarshal(body, &v)
-		return nil, &Error{http.StatusBadRequest, "SyntaxError", syntaxMessage(err)}
+		return nil, refusal.New("SyntaxError", syntaxMessage(err))
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(body, &m); err != nil || m == nil {

@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/hearth-pds/hearth/refusal"
 )
 
 func TestInputAccessors(t *testing.T) {
@@ -33,7 +35,7 @@ func TestInputAccessors(t *testing.T) {
 		tt.read(in)
 		got := ""
 		if in.err != nil {
-			got = in.err.(*Error).Message
+			got = in.err.(*refusal.Error).Message
 		}
 		if got != tt.wantErr {
 			t.Errorf("%s: error %q, want %q", tt.body, got, tt.wantErr)
@@ -53,7 +55,7 @@ func FuzzReadInput(f *testing.F) {
 		r.Header.Set("Content-Type", contentType)
 		in, err := readInput(httptest.NewRecorder(), r)
 		if err != nil {
-			if e, ok := err.(*Error); !ok || e.Status >= 500 {
+			if e, ok := err.(*refusal.Error); !ok || e.HTTPStatus() >= 500 {
 				t.Fatalf("error %v is not a client error", err)
 			}
 			return

@@ -8,7 +8,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hearth-pds/hearth/store"
+	"github.com/hearth-pds/hearth/account"
+	"github.com/hearth-pds/hearth/refusal"
 )
 
 // banner answers GET / with a short plain-text greeting, as the official
@@ -41,9 +42,9 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 // header: how handles under the service domain verify over HTTPS.
 func (s *Server) wellKnownDID(w http.ResponseWriter, r *http.Request) {
 	host := hostOnly(r.Host)
-	a, err := s.accounts.Store.AccountByHandle(r.Context(), host)
+	did, err := s.accounts.HandleDID(r.Context(), host)
 	if err != nil {
-		if !errors.Is(err, store.ErrNotFound) {
+		if !errors.Is(err, account.ErrAccountNotFound) {
 			s.log.Error("well-known did", "host", host, "err", err)
 		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -52,7 +53,7 @@ func (s *Server) wellKnownDID(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	fmt.Fprint(w, a.DID)
+	fmt.Fprint(w, did)
 }
 
 // tlsCheck tells an on-demand TLS front (Caddy's "ask") whether to get a
@@ -78,8 +79,8 @@ func (s *Server) tlsCheck(w http.ResponseWriter, r *http.Request) {
 		writeError(w, invalidRequest("handles are not provided on this domain"))
 		return
 	}
-	if _, err := s.accounts.Store.AccountByHandle(r.Context(), domain); err != nil {
-		writeError(w, &Error{http.StatusNotFound, "NotFound", "handle not found for this domain"})
+	if _, err := s.accounts.HandleDID(r.Context(), domain); err != nil {
+		writeError(w, refusal.New("NotFound", "handle not found for this domain"))
 		return
 	}
 	writeJSON(w, map[string]bool{"success": true})

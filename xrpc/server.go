@@ -11,15 +11,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
 	"github.com/bluesky-social/indigo/atproto/syntax"
 
-	"github.com/hearth-pds/hearth/account"
-	"github.com/hearth-pds/hearth/blobs"
-	"github.com/hearth-pds/hearth/records"
+	"github.com/hearth-pds/hearth/proxy"
 	"github.com/hearth-pds/hearth/serviceauth"
 )
 
@@ -37,6 +34,9 @@ type Describe struct {
 	ContactEmail         string
 	Hostname             string
 	HomeURL              string
+	// BlobUploadLimit is the largest blob accepted, in bytes
+	// (PDS_BLOB_UPLOAD_LIMIT).
+	BlobUploadLimit int64
 }
 
 // Pinger checks the store answers, for /xrpc/_health.
@@ -46,13 +46,19 @@ type Pinger interface {
 
 // Proxy serves the XRPC methods this server does not implement itself,
 // by forwarding them upstream (the AppView, a service named in an
-// atproto-proxy header). It picks the upstream first and refuses what it
-// cannot forward; then it calls authenticate, which checks the caller's
-// access token (a full or privileged session when privileged is set) and
-// returns the caller's DID. Errors it returns are rendered like handler
-// errors.
+// atproto-proxy header), and the few the official PDS serves with local
+// handling on top of an upstream (proxy.Proxy does). Route picks the
+// upstream and refuses what it cannot forward, before the caller is
+// authenticated; Forward and the local handlers get the caller known.
+// Errors are rendered like handler errors.
 type Proxy interface {
-	ServeXRPC(w http.ResponseWriter, r *http.Request, nsid string, authenticate func(privileged bool) (did string, err error)) error
+	Route(r *http.Request, nsid string) (proxy.Target, error)
+	Forward(w http.ResponseWriter, r *http.Request, nsid string, t proxy.Target, c serviceauth.Caller) error
+	// ServesFeeds reports whether GetFeed can serve (an AppView is set).
+	ServesFeeds() bool
+	GetFeed(w http.ResponseWriter, r *http.Request, c serviceauth.Caller) error
+	CreateReport(w http.ResponseWriter, r *http.Request, c serviceauth.Caller) error
+	Push(w http.ResponseWriter, r *http.Request, nsid string, c serviceauth.Caller) error
 }
 
 // ServiceAuth mints the tokens com.atproto.server.getServiceAuth asks
@@ -77,9 +83,9 @@ type Config struct {
 	Version       string
 	AdminPassword string
 	Describe      Describe
-	Accounts      *account.Service
-	Records       *records.Service
-	Blobs         *blobs.Service
+	Accounts      Accounts
+	Records       Records
+	Blobs         Blobs
 	// Firehose serves com.atproto.sync.subscribeRepos (a WebSocket).
 	Firehose http.Handler
 	// Proxy forwards methods not served here; nil answers them as the
@@ -91,7 +97,7 @@ type Config struct {
 	// Views serves the read-after-write views (set with an AppView); nil
 	// leaves them to the proxy.
 	Views   Views
-	Tokens  *account.Tokens
+	Tokens  Verifier
 	Store   Pinger
 	Handles HandleResolver
 	// HandleDomains are the service handle suffixes (".example.com"),
@@ -107,38 +113,29 @@ type Server struct {
 	version       string
 	adminPassword string
 	describe      Describe
-	accounts      *account.Service
-	records       *records.Service
-	blobs         *blobs.Service
+	accounts      Accounts
+	records       Records
+	blobs         Blobs
 	firehose      http.Handler
 	proxy         Proxy
 	serviceAuth   ServiceAuth
 	views         Views
-	tokens        *account.Tokens
+	tokens        Verifier
 	store         Pinger
 	handles       HandleResolver
 	handleDomains []string
 	log           *slog.Logger
 	logRequests   bool
 
-	methods map[string]route
-	// params are checked before auth, as the official PDS checks every
-	// method's parameters first; listed where tests pin that order.
-	params map[string]func(url.Values) error
-	mux    *http.ServeMux
+	table table
+	mux   *http.ServeMux
 }
 
 // handlerFunc is an XRPC method: it writes its response or returns an error
 // for toError to render.
 type handlerFunc func(w http.ResponseWriter, r *http.Request, c caller) error
 
-type route struct {
-	method string // GET for queries, POST for procedures
-	auth   authLevel
-	h      handlerFunc
-}
-
-// New builds the server and its route table.
+// New builds the server; its routes are in routes.go.
 func New(cfg Config) *Server {
 	s := &Server{
 		version:       cfg.Version,
@@ -161,69 +158,7 @@ func New(cfg Config) *Server {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
-	const get, post = http.MethodGet, http.MethodPost
-	// The route table: every XRPC method, its verb, its auth and handler.
-	s.methods = map[string]route{
-		"com.atproto.server.describeServer":                 {get, authNone, s.describeServer},
-		"com.atproto.server.createAccount":                  {post, authNone, s.createAccount},
-		"com.atproto.server.createSession":                  {post, authNone, s.createSession},
-		"com.atproto.server.getSession":                     {get, authAccess, s.getSession},
-		"com.atproto.server.refreshSession":                 {post, authRefresh, s.refreshSession},
-		"com.atproto.server.deleteSession":                  {post, authRefresh, s.deleteSession},
-		"com.atproto.server.createAppPassword":              {post, authAccessFull, s.createAppPassword},
-		"com.atproto.server.listAppPasswords":               {get, authAccess, s.listAppPasswords},
-		"com.atproto.server.revokeAppPassword":              {post, authAccessFull, s.revokeAppPassword},
-		"com.atproto.server.createInviteCode":               {post, authAdmin, s.createInviteCode},
-		"com.atproto.server.createInviteCodes":              {post, authAdmin, s.createInviteCodes},
-		"com.atproto.server.getAccountInviteCodes":          {get, authAccessFull, s.getAccountInviteCodes},
-		"com.atproto.server.deactivateAccount":              {post, authAccessFull, s.deactivateAccount},
-		"com.atproto.server.activateAccount":                {post, authAccessFull, s.activateAccount},
-		"com.atproto.server.getServiceAuth":                 {get, authAccess, s.getServiceAuth},
-		"com.atproto.admin.disableInviteCodes":              {post, authAdmin, s.disableInviteCodes},
-		"com.atproto.identity.resolveHandle":                {get, authNone, s.resolveHandle},
-		"com.atproto.identity.updateHandle":                 {post, authPrivileged, s.updateHandle},
-		"com.atproto.identity.getRecommendedDidCredentials": {get, authAccess, s.getRecommendedDidCredentials},
-		"com.atproto.repo.createRecord":                     {post, authAccess, s.createRecord},
-		"com.atproto.repo.putRecord":                        {post, authAccess, s.putRecord},
-		"com.atproto.repo.deleteRecord":                     {post, authAccess, s.deleteRecord},
-		"com.atproto.repo.applyWrites":                      {post, authAccess, s.applyWrites},
-		"com.atproto.repo.getRecord":                        {get, authNone, s.getRecord},
-		"com.atproto.repo.listRecords":                      {get, authNone, s.listRecords},
-		"com.atproto.repo.describeRepo":                     {get, authNone, s.describeRepo},
-		"app.bsky.actor.getPreferences":                     {get, authAccess, s.getPreferences},
-		"app.bsky.actor.putPreferences":                     {post, authAccess, s.putPreferences},
-		"app.bsky.actor.getProfile":                         {get, authAccess, s.readAfterWrite},
-		"app.bsky.actor.getProfiles":                        {get, authAccess, s.readAfterWrite},
-		"app.bsky.feed.getTimeline":                         {get, authAccess, s.readAfterWrite},
-		"app.bsky.feed.getAuthorFeed":                       {get, authAccess, s.readAfterWrite},
-		"app.bsky.feed.getActorLikes":                       {get, authAccess, s.readAfterWrite},
-		"app.bsky.feed.getPostThread":                       {get, authAccess, s.readAfterWrite},
-		"com.atproto.repo.uploadBlob":                       {post, authAccess, s.uploadBlob},
-		"com.atproto.repo.listMissingBlobs":                 {get, authAccess, s.listMissingBlobs},
-		"com.atproto.sync.getBlob":                          {get, authNone, s.syncGetBlob},
-		"com.atproto.sync.listBlobs":                        {get, authNone, s.syncListBlobs},
-		"com.atproto.sync.getRepo":                          {get, authNone, s.syncGetRepo},
-		"com.atproto.sync.getCheckout":                      {get, authNone, s.syncGetRepo},
-		"com.atproto.sync.getRecord":                        {get, authNone, s.syncGetRecord},
-		"com.atproto.sync.getBlocks":                        {get, authNone, s.syncGetBlocks},
-		"com.atproto.sync.getLatestCommit":                  {get, authNone, s.syncGetLatestCommit},
-		"com.atproto.sync.getHead":                          {get, authNone, s.syncGetHead},
-		"com.atproto.sync.getRepoStatus":                    {get, authNone, s.syncGetRepoStatus},
-		"com.atproto.sync.listRepos":                        {get, authNone, s.syncListRepos},
-	}
-	s.params = map[string]func(url.Values) error{
-		"com.atproto.server.getServiceAuth": checkServiceAuthParams,
-	}
-	if s.serviceAuth == nil {
-		delete(s.methods, "com.atproto.server.getServiceAuth")
-	}
-	if s.views == nil {
-		// Without an AppView the official PDS has no such routes: its
-		// catch-all answers them.
-		for _, nsid := range viewMethods {
-			delete(s.methods, nsid)
-		}
-	}
+	s.table = newTable(s.routes())
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", s.banner)
@@ -231,9 +166,6 @@ func New(cfg Config) *Server {
 	mux.HandleFunc("GET /xrpc/_health", s.health)
 	mux.HandleFunc("GET /.well-known/atproto-did", s.wellKnownDID)
 	mux.HandleFunc("GET /tls-check", s.tlsCheck)
-	if s.firehose != nil {
-		mux.Handle("GET /xrpc/com.atproto.sync.subscribeRepos", s.firehose)
-	}
 	mux.HandleFunc("/xrpc/{nsid}", s.serveXRPC)
 	mux.HandleFunc("/xrpc/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, invalidRequest("invalid xrpc path"))
@@ -274,27 +206,25 @@ func (s *Server) serveXRPC(w http.ResponseWriter, r *http.Request) {
 		writeError(w, invalidRequest("XRPC requests only supports GET and POST"))
 		return
 	}
-	rt, ok := s.methods[nsid]
+	rt, ok := s.lookup(nsid)
 	if !ok {
 		s.serveProxied(w, r, nsid)
 		return
 	}
-	if r.Method != rt.method && !(rt.method == http.MethodGet && r.Method == http.MethodHead) {
+	if r.Method != rt.verb && !(rt.verb == http.MethodGet && r.Method == http.MethodHead) {
 		// The official PDS sends a method with the wrong verb on to its
 		// proxy, which answers for it; so does this server.
 		s.serveProxied(w, r, nsid)
 		return
 	}
-	if check, ok := s.params[nsid]; ok {
-		if err := check(r.URL.Query()); err != nil {
+	if rt.check != nil {
+		if err := rt.check(r.URL.Query()); err != nil {
 			writeError(w, toError(err, s.log, r))
 			return
 		}
 	}
-	if rt.auth != authNone {
-		// Responses that depend on who asks must not be shared by caches.
-		w.Header().Set("Cache-Control", "private")
-		w.Header().Add("Vary", "Authorization")
+	if rt.auth != authNone && rt.auth != authOptional {
+		markPrivate(w)
 	}
 	c, err := s.authenticate(r, rt.auth)
 	if err == nil {
@@ -305,26 +235,33 @@ func (s *Server) serveXRPC(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// serveProxied hands a method this server does not implement to the proxy.
+// serveProxied hands a method this server does not implement to the
+// proxy, in the official order: the upstream is picked (or the request
+// refused) first, then the caller authenticated, then the request
+// forwarded.
 func (s *Server) serveProxied(w http.ResponseWriter, r *http.Request, nsid string) {
 	if s.proxy == nil {
 		writeError(w, invalidRequest("No service configured for "+nsid))
 		return
 	}
-	authenticate := func(privileged bool) (string, error) {
-		level := authAccess
-		c, err := s.authenticate(r, level)
-		if err != nil {
-			return "", err
+	t, err := s.proxy.Route(r, nsid)
+	if err == nil {
+		markPrivate(w)
+		var c caller
+		if c, err = s.authenticate(r, authAccess); err == nil {
+			err = s.proxy.Forward(w, r, nsid, t, c.service())
 		}
-		if privileged && c.Scope == account.ScopeAppPass {
-			return "", account.ErrTokenScope
-		}
-		return c.DID, nil
 	}
-	if err := s.proxy.ServeXRPC(w, r, nsid, authenticate); err != nil {
+	if err != nil {
 		writeError(w, toError(err, s.log, r))
 	}
+}
+
+// markPrivate keeps responses that depend on who asks out of shared
+// caches.
+func markPrivate(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "private")
+	w.Header().Add("Vary", "Authorization")
 }
 
 // statusRecorder remembers the status written, for the request log.

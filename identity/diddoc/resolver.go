@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hearth-pds/hearth/identity"
+	"github.com/hearth-pds/hearth/outbound"
 )
 
 // Config configures a Resolver. Zero durations take the official defaults.
@@ -85,7 +85,7 @@ func New(cfg Config) *Resolver {
 	r := &Resolver{
 		cfg:      cfg,
 		plc:      cfg.PLCClient,
-		web:      identity.GuardedClient(cfg.AllowPrivate, cfg.Timeout),
+		web:      outbound.Client(cfg.AllowPrivate, cfg.Timeout),
 		log:      cfg.Logger,
 		now:      time.Now,
 		docs:     make(map[string]entry),

@@ -27,6 +27,7 @@ const desc = await anon.com.atproto.server.describeServer()
 assert.deepEqual(desc.data.availableUserDomains, ['.test'])
 assert.equal(desc.data.inviteCodeRequired, true)
 assert.match(desc.data.did, /^did:web:localhost/)
+assert.equal(desc.data.blobUploadLimit, 5 * 1024 * 1024)
 
 // admin: an invite code with two uses
 const invite = await anon.com.atproto.server.createInviteCode(
@@ -133,7 +134,7 @@ await agent.com.atproto.identity.updateHandle({ handle: newHandle })
 assert.equal((await anon.com.atproto.identity.resolveHandle({ handle: newHandle })).data.did, did)
 await expectXrpcError(
   anon.com.atproto.identity.resolveHandle({ handle }),
-  'InvalidRequest',
+  'HandleNotFound',
   'resolving the old handle',
 )
 assert.equal((await agent.com.atproto.server.getSession()).data.handle, newHandle)

@@ -1,4 +1,4 @@
-package identity
+package outbound
 
 import (
 	"context"
@@ -33,15 +33,15 @@ func TestCheckPublic(t *testing.T) {
 }
 
 // The guarded client refuses a loopback server that an unguarded one reaches.
-func TestGuardedClientRefusesLoopback(t *testing.T) {
+func TestClientRefusesLoopback(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer srv.Close()
 	ctx := context.Background()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL, nil)
-	if _, err := GuardedClient(false, time.Second).Do(req); !errors.Is(err, ErrForbiddenAddress) {
+	if _, err := Client(false, time.Second).Do(req); !errors.Is(err, ErrForbiddenAddress) {
 		t.Errorf("guarded client reached %s: %v", srv.URL, err)
 	}
-	resp, err := GuardedClient(true, time.Second).Do(req)
+	resp, err := Client(true, time.Second).Do(req)
 	if err != nil {
 		t.Fatalf("dev-mode client: %v", err)
 	}
