@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the test peers, builds the binary the
-# end-to-end tests start, then vets and tests every package, then runs the
+# end-to-end tests start, then vets (go vet, staticcheck) and tests every package, then runs the
 # race detector over the -short tier.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -9,6 +9,7 @@ cd "$root"
 scripts/install-test-peers.sh
 go build -o .peers/bin/hearth ./cmd/hearth
 go vet ./...
+.peers/bin/staticcheck ./...
 export HEARTH_BIN="$root/.peers/bin/hearth"
 go test -count=1 -timeout 30m ./... "$@"
 
