@@ -143,7 +143,6 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 		return nil, refusal.New("AccountDeactivated", "Account is deactivated")
 	}
 	prepared := make([]prepared, 0, len(req.Writes))
-	paths := make(map[string]bool, len(req.Writes))
 	for i, w := range req.Writes {
 		p, err := s.prepare(did, w, req.Validate)
 		if err != nil {
@@ -152,14 +151,6 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 			}
 			return nil, err
 		}
-		// A path named twice cannot be one commit's op list (consumers
-		// refuse it), and the second write would be checked against the
-		// store rather than against the first.
-		path := p.collection.String() + "/" + p.rkey.String()
-		if paths[path] {
-			return nil, invalidRequest("Duplicate record path in writes: %s", path)
-		}
-		paths[path] = true
 		prepared = append(prepared, p)
 	}
 
@@ -188,63 +179,14 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 		return nil, err
 	}
 
-	var (
-		writes   []repo.Write
-		results  []Result
-		blobRefs []store.BlobRef
-		claims   []atdata.Blob
-	)
-	for _, p := range prepared {
-		current, err := s.store.Record(ctx, did.String(), p.collection.String(), p.rkey.String())
-		if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return nil, err
-		}
-		exists := err == nil
-		if p.action == repo.Delete && !exists && p.lenient {
-			// deleteRecord of what is not there changes nothing, whatever
-			// its swap says, as with the official PDS: no commit.
-			results = append(results, Result{Action: repo.Delete, URI: p.uri(did)})
-			continue
-		}
-		if p.swapRecord != nil {
-			switch {
-			case *p.swapRecord == "" && exists:
-				return nil, refusal.New("InvalidSwap", "Record was at "+current.CID)
-			case *p.swapRecord != "" && (!exists || current.CID != *p.swapRecord):
-				if exists {
-					return nil, refusal.New("InvalidSwap", "Record was at "+current.CID)
-				}
-				return nil, refusal.New("InvalidSwap", "Record was at null")
-			}
-		}
-		action := p.action
-		switch {
-		case action == repo.Create && exists && p.upsert:
-			action = repo.Update
-		case action == repo.Create && exists:
-			return nil, invalidRequest("Record already exists: %s", p.uri(did))
-		case action == repo.Update && !exists && p.upsert:
-			action = repo.Create
-		case action == repo.Update && !exists:
-			return nil, invalidRequest("Could not find record: %s", p.uri(did))
-		case action == repo.Update && current.CID == p.cid:
-			// Rewriting a record as it is changes nothing: no commit, as
-			// with the official PDS.
-			results = append(results, Result{Action: repo.Update, URI: p.uri(did), CID: p.cid, ValidationStatus: p.status})
-			continue
-		case action == repo.Delete && !exists:
-			return nil, invalidRequest("Could not find record: %s", p.uri(did))
-		}
-		writes = append(writes, repo.Write{Action: action, Collection: p.collection, RKey: p.rkey, Record: p.cbor})
-		for _, b := range p.blobs {
-			blobRefs = append(blobRefs, store.BlobRef{Collection: p.collection.String(), RKey: p.rkey.String(), CID: b.Ref.String()})
-			claims = append(claims, b)
-		}
-		results = append(results, Result{Action: action, URI: p.uri(did), CID: p.cid, ValidationStatus: p.status})
+	pl, err := s.plan(ctx, did, prepared)
+	if err != nil {
+		return nil, err
 	}
+	results, writes, blobRefs, claims := pl.results, pl.writes, pl.blobRefs, pl.claims
 	// Writes that all changed nothing make no commit; an empty request
 	// makes an empty one (the official PDS does, advancing the rev).
-	if len(writes) == 0 && len(req.Writes) > 0 {
+	if !pl.changed && len(req.Writes) > 0 {
 		return &Response{Results: results}, nil
 	}
 
@@ -303,6 +245,134 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 	s.heads.Store(did.String(), repo.Head{DID: did, Commit: res.Commit.CID, Rev: res.Commit.Rev, Data: res.Commit.Data})
 	s.events.Publish(stored...)
 	return &Response{Commit: &CommitMeta{CID: commit.CID, Rev: commit.Rev}, Results: results}, nil
+}
+
+// plan is a request's writes run against the record index: one result
+// per write, and the net change of each path for the commit.
+type plan struct {
+	results  []Result
+	writes   []repo.Write // one per changed path, in the order paths first appear
+	blobRefs []store.BlobRef
+	claims   []atdata.Blob
+	// changed: some write did something (a request whose writes all
+	// changed nothing makes no commit).
+	changed bool
+}
+
+// pathState is one path as the writes before the current one left it.
+type pathState struct {
+	before string    // record CID in the index before the call ("" absent)
+	now    string    // record CID after the writes so far
+	put    *prepared // the write that put now
+}
+
+// plan runs the writes in order, each checked against the path as the
+// writes before it in the call left it, which is the official PDS's rule
+// (it applies them one by one to the tree): a path may be named more than
+// once, so create then delete, create then update, update then update,
+// update then delete and delete then create of one path are accepted, and
+// a second create of a path, or an update or delete of one the call
+// already deleted, are refused. The official's #commit then lists one op
+// per write, with prev read before the call; consumers refuse a path
+// named twice (indigo's NormalizeOps) and a create whose record is not in
+// the tree, so Hearth's commit carries the net change per path instead:
+// create then delete of a new path is no op, delete then create an update,
+// and so on. The XRPC answer still has one result per write.
+func (s *Service) plan(ctx context.Context, did syntax.DID, prepared []prepared) (*plan, error) {
+	pl := &plan{}
+	paths := make(map[string]*pathState, len(prepared))
+	var order []string
+	for i := range prepared {
+		p := &prepared[i]
+		path := p.collection.String() + "/" + p.rkey.String()
+		st, ok := paths[path]
+		if !ok {
+			current, err := s.store.Record(ctx, did.String(), p.collection.String(), p.rkey.String())
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return nil, err
+			}
+			st = &pathState{}
+			if err == nil {
+				st.before, st.now = current.CID, current.CID
+			}
+			paths[path] = st
+			order = append(order, path)
+		}
+		res, changed, err := st.step(did, p)
+		if err != nil {
+			return nil, err
+		}
+		pl.results = append(pl.results, res)
+		pl.changed = pl.changed || changed
+	}
+	for _, path := range order {
+		st := paths[path]
+		if st.before == st.now {
+			continue
+		}
+		p := st.put
+		if st.now == "" {
+			collection, rkey, _ := strings.Cut(path, "/")
+			pl.writes = append(pl.writes, repo.Write{Action: repo.Delete, Collection: syntax.NSID(collection), RKey: syntax.RecordKey(rkey)})
+			continue
+		}
+		action := repo.Update
+		if st.before == "" {
+			action = repo.Create
+		}
+		pl.writes = append(pl.writes, repo.Write{Action: action, Collection: p.collection, RKey: p.rkey, Record: p.cbor})
+		for _, b := range p.blobs {
+			pl.blobRefs = append(pl.blobRefs, store.BlobRef{Collection: p.collection.String(), RKey: p.rkey.String(), CID: b.Ref.String()})
+			pl.claims = append(pl.claims, b)
+		}
+	}
+	return pl, nil
+}
+
+// step applies one write to its path and returns the write's result;
+// changed is false for a write that changes nothing (deleteRecord of an
+// absent record, a record rewritten as it is).
+func (st *pathState) step(did syntax.DID, p *prepared) (res Result, changed bool, err error) {
+	exists := st.now != ""
+	if p.action == repo.Delete && !exists && p.lenient {
+		// deleteRecord of what is not there changes nothing, whatever its
+		// swap says, as with the official PDS: no commit.
+		return Result{Action: repo.Delete, URI: p.uri(did)}, false, nil
+	}
+	if p.swapRecord != nil {
+		switch {
+		case *p.swapRecord == "" && exists:
+			return res, false, refusal.New("InvalidSwap", "Record was at "+st.now)
+		case *p.swapRecord != "" && st.now != *p.swapRecord:
+			if exists {
+				return res, false, refusal.New("InvalidSwap", "Record was at "+st.now)
+			}
+			return res, false, refusal.New("InvalidSwap", "Record was at null")
+		}
+	}
+	action := p.action
+	switch {
+	case action == repo.Create && exists && p.upsert:
+		action = repo.Update
+	case action == repo.Create && exists:
+		return res, false, invalidRequest("Record already exists: %s", p.uri(did))
+	case action == repo.Update && !exists && p.upsert:
+		action = repo.Create
+	case action == repo.Update && !exists:
+		return res, false, invalidRequest("Could not find record: %s", p.uri(did))
+	case action == repo.Update && st.now == p.cid:
+		// Rewriting a record as it is changes nothing: no commit, as with
+		// the official PDS.
+		return Result{Action: repo.Update, URI: p.uri(did), CID: p.cid, ValidationStatus: p.status}, false, nil
+	case action == repo.Delete && !exists:
+		return res, false, invalidRequest("Could not find record: %s", p.uri(did))
+	}
+	if action == repo.Delete {
+		st.now, st.put = "", nil
+	} else {
+		st.now, st.put = p.cid, p
+	}
+	return Result{Action: action, URI: p.uri(did), CID: p.cid, ValidationStatus: p.status}, true, nil
 }
 
 // head returns the repository head at commit c: remembered from the last
