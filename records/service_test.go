@@ -13,6 +13,7 @@ import (
 	comatproto "github.com/bluesky-social/indigo/api/atproto"
 	"github.com/bluesky-social/indigo/atproto/atcrypto"
 	atrepo "github.com/bluesky-social/indigo/atproto/repo"
+	"github.com/bluesky-social/indigo/atproto/syntax"
 	indigoevents "github.com/bluesky-social/indigo/events"
 
 	"github.com/hearth-pds/hearth/lexicons"
@@ -97,7 +98,7 @@ func TestApplyValidation(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, err := svc.Apply(ctx, Request{DID: did, Validate: tt.validate, Writes: []Write{tt.write}})
+			resp, err := svc.Apply(ctx, Request{Repo: did, Caller: did, Validate: tt.validate, Writes: []Write{tt.write}})
 			if tt.wantErr != "" {
 				var e *Error
 				if !errors.As(err, &e) || e.Name != tt.wantErr {
@@ -121,7 +122,7 @@ func TestApplyValidation(t *testing.T) {
 func TestApplySwapsAndEvents(t *testing.T) {
 	svc, ev, st := newService(t)
 	ctx := context.Background()
-	created, err := svc.Apply(ctx, Request{DID: did, Writes: []Write{{Action: repo.Create, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2b", Record: post("one")}}})
+	created, err := svc.Apply(ctx, Request{Repo: did, Caller: did, Writes: []Write{{Action: repo.Create, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2b", Record: post("one")}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,10 +132,10 @@ func TestApplySwapsAndEvents(t *testing.T) {
 	}
 	wrongCID := "bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm"
 	refusals := []Request{
-		{DID: did, SwapCommit: wrongCID, Writes: []Write{{Action: repo.Create, Collection: "app.bsky.feed.post", Record: post("x")}}},
-		{DID: did, Writes: []Write{{Action: Upsert, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2b", Record: post("x"), SwapRecord: ptr(wrongCID)}}},
-		{DID: did, Writes: []Write{{Action: Upsert, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2b", Record: post("x"), SwapRecord: ptr("")}}},
-		{DID: did, Writes: []Write{{Action: repo.Create, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2b", Record: post("dup")}}},
+		{Repo: did, Caller: did, SwapCommit: wrongCID, Writes: []Write{{Action: repo.Create, Collection: "app.bsky.feed.post", Record: post("x")}}},
+		{Repo: did, Caller: did, Writes: []Write{{Action: Upsert, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2b", Record: post("x"), SwapRecord: ptr(wrongCID)}}},
+		{Repo: did, Caller: did, Writes: []Write{{Action: Upsert, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2b", Record: post("x"), SwapRecord: ptr("")}}},
+		{Repo: did, Caller: did, Writes: []Write{{Action: repo.Create, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2b", Record: post("dup")}}},
 	}
 	for i, req := range refusals {
 		if _, err := svc.Apply(ctx, req); err == nil {
@@ -146,11 +147,11 @@ func TestApplySwapsAndEvents(t *testing.T) {
 	}
 	// deleteRecord of a missing record changes nothing; applyWrites'
 	// delete refuses it.
-	resp, err := svc.Apply(ctx, Request{DID: did, Writes: []Write{{Action: DeleteIfPresent, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2c", SwapRecord: ptr(wrongCID)}}})
+	resp, err := svc.Apply(ctx, Request{Repo: did, Caller: did, Writes: []Write{{Action: DeleteIfPresent, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2c", SwapRecord: ptr(wrongCID)}}})
 	if err != nil || resp.Commit != nil || len(ev.got) != 1 {
 		t.Errorf("deleteRecord of a missing record: %+v, %v, %d events", resp, err, len(ev.got))
 	}
-	if _, err := svc.Apply(ctx, Request{DID: did, Writes: []Write{{Action: repo.Delete, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2c"}}}); err == nil {
+	if _, err := svc.Apply(ctx, Request{Repo: did, Caller: did, Writes: []Write{{Action: repo.Delete, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2c"}}}); err == nil {
 		t.Error("applyWrites delete of a missing record accepted")
 	}
 	// A second create of one path in a request is refused.
@@ -158,16 +159,16 @@ func TestApplySwapsAndEvents(t *testing.T) {
 		{Action: repo.Create, Collection: "com.example.thing", RKey: "x", Record: map[string]any{}},
 		{Action: repo.Create, Collection: "com.example.thing", RKey: "x", Record: map[string]any{"a": int64(1)}},
 	}
-	if _, err := svc.Apply(ctx, Request{DID: did, Writes: twice}); err == nil || len(ev.got) != 1 {
+	if _, err := svc.Apply(ctx, Request{Repo: did, Caller: did, Writes: twice}); err == nil || len(ev.got) != 1 {
 		t.Errorf("two creates of one path: %v, %d events", err, len(ev.got))
 	}
 	// Rewriting a record as it is makes no commit.
-	same, err := svc.Apply(ctx, Request{DID: did, Writes: []Write{{Action: Upsert, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2b", Record: post("one")}}})
+	same, err := svc.Apply(ctx, Request{Repo: did, Caller: did, Writes: []Write{{Action: Upsert, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2b", Record: post("one")}}})
 	if err != nil || same.Commit != nil || len(ev.got) != 1 {
 		t.Errorf("identical put: %+v, %v, %d events", same, err, len(ev.got))
 	}
 	// A matching swap goes through.
-	if _, err := svc.Apply(ctx, Request{DID: did, SwapCommit: root.CID, Writes: []Write{{Action: Upsert, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2b", Record: post("two"), SwapRecord: ptr(created.Results[0].CID)}}}); err != nil {
+	if _, err := svc.Apply(ctx, Request{Repo: did, Caller: did, SwapCommit: root.CID, Writes: []Write{{Action: Upsert, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2b", Record: post("two"), SwapRecord: ptr(created.Results[0].CID)}}}); err != nil {
 		t.Fatal(err)
 	}
 	rec, err := svc.GetRecord(ctx, did, "app.bsky.feed.post", "3l3qo2vutsw2b", "")
@@ -212,10 +213,10 @@ func TestApplySamePath(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			svc, ev, _ := newService(t)
 			ctx := context.Background()
-			if _, err := svc.Apply(ctx, Request{DID: did, Writes: []Write{create("old", 0)}}); err != nil {
+			if _, err := svc.Apply(ctx, Request{Repo: did, Caller: did, Writes: []Write{create("old", 0)}}); err != nil {
 				t.Fatal(err)
 			}
-			resp, err := svc.Apply(ctx, Request{DID: did, Writes: tt.writes})
+			resp, err := svc.Apply(ctx, Request{Repo: did, Caller: did, Writes: tt.writes})
 			if tt.wantErr {
 				var e *Error
 				if !errors.As(err, &e) || e.Name != "InvalidRequest" || len(ev.got) != 1 {
@@ -271,4 +272,36 @@ func commitMessage(t *testing.T, frame []byte) *comatproto.SyncSubscribeRepos_Co
 		t.Fatal(err)
 	}
 	return &msg
+}
+
+// TestApplyRepo: the repository is named by DID or handle, must be the
+// caller's and must exist, with the official PDS's refusals.
+func TestApplyRepo(t *testing.T) {
+	svc, _, _ := newService(t)
+	ctx := context.Background()
+	write := []Write{{Action: repo.Create, Collection: "com.example.thing", Record: map[string]any{}}}
+	tests := []struct {
+		name    string
+		repo    syntax.AtIdentifier
+		caller  syntax.DID
+		wantErr string // XRPC error name, "" for success
+	}{
+		{"by DID", did, did, ""},
+		{"by handle", "alice.test", did, ""},
+		{"another's", did, "did:plc:bbbbbbbbbbbbbbbbbbbbbbbb", "AuthenticationRequired"},
+		{"unknown DID", "did:plc:cccccccccccccccccccccccc", "did:plc:cccccccccccccccccccccccc", "AccountNotFound"},
+		{"unknown handle", "nobody.test", did, "AccountNotFound"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := svc.Apply(ctx, Request{Repo: tt.repo, Caller: tt.caller, Writes: write})
+			var e *Error
+			switch {
+			case tt.wantErr == "" && err != nil:
+				t.Fatal(err)
+			case tt.wantErr != "" && (!errors.As(err, &e) || e.Name != tt.wantErr):
+				t.Fatalf("got %v, want %s", err, tt.wantErr)
+			}
+		})
+	}
 }

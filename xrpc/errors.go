@@ -64,10 +64,8 @@ func invalidToken(msg string) *Error {
 var (
 	errAuthMissing   = &Error{http.StatusUnauthorized, "AuthMissing", "Authentication Required"}
 	errAdminRequired = &Error{http.StatusUnauthorized, "AuthenticationRequired", "Authentication Required"}
-	// errNotOwnRepo: a write names a repository other than the caller's.
-	errNotOwnRepo = &Error{http.StatusUnauthorized, "AuthenticationRequired", "Authentication Required"}
-	errTooLarge   = &Error{http.StatusRequestEntityTooLarge, "PayloadTooLargeError", "request entity too large"}
-	errInternal   = &Error{http.StatusInternalServerError, "InternalServerError", "Internal Server Error"}
+	errTooLarge      = &Error{http.StatusRequestEntityTooLarge, "PayloadTooLargeError", "request entity too large"}
+	errInternal      = &Error{http.StatusInternalServerError, "InternalServerError", "Internal Server Error"}
 )
 
 // toError maps any handler error to the XRPC error sent to the client. It
