@@ -34,6 +34,12 @@ import (
 	"github.com/hearth-pds/hearth/xrpc"
 )
 
+// The SQLite store is what each domain package asks of a store.
+var (
+	_ records.Store = (*sqlite.Store)(nil)
+	_ blobs.Store   = (*sqlite.Store)(nil)
+)
+
 // DatabaseFile is Hearth's SQLite store inside the data directory. Its
 // own name keeps it apart from the official PDS's files in the same folder.
 const DatabaseFile = "hearth.sqlite"

@@ -159,7 +159,7 @@ func ownerOf(ctx context.Context) string {
 
 // Export is a checked getRepo, ready to stream.
 type Export struct {
-	store  store.Store
+	store  Store
 	did    string
 	since  string
 	root   cid.Cid

@@ -26,6 +26,25 @@ import (
 	"github.com/hearth-pds/hearth/store"
 )
 
+// Store is what the record service reads and writes; store/sqlite
+// implements it. Errors are the store package's (store.ErrNotFound,
+// store.ErrRepoChanged, store.ErrBlobNotFound).
+type Store interface {
+	AccountByDID(ctx context.Context, did string) (*store.Account, error)
+	AccountByHandle(ctx context.Context, handle string) (*store.Account, error)
+	SigningKey(ctx context.Context, did string) ([]byte, error)
+	Blob(ctx context.Context, did, cid string) (*store.Blob, error)
+
+	RepoRoot(ctx context.Context, did string) (*store.RepoRoot, error)
+	ApplyCommit(ctx context.Context, c store.Commit) ([]store.Event, error)
+	Block(ctx context.Context, did, cid string) ([]byte, error)
+	BlocksSince(ctx context.Context, did, sinceRev string, fn func(store.Block) error) error
+	Record(ctx context.Context, did, collection, rkey string) (*store.RecordRef, error)
+	ListRecords(ctx context.Context, did, collection string, limit int, cursor string, reverse bool) ([]store.RecordRef, error)
+	Collections(ctx context.Context, did string) ([]string, error)
+	ListRepos(ctx context.Context, cursor string, limit int) ([]store.RepoInfo, error)
+}
+
 // Publisher hands stored events to firehose subscribers; it must not block.
 type Publisher interface {
 	Publish(events ...store.Event)
@@ -39,7 +58,7 @@ type BlobMover interface {
 
 // Service applies and reads record writes.
 type Service struct {
-	store   store.Store
+	store   Store
 	blobs   BlobMover
 	engine  *repo.Engine
 	events  Publisher
@@ -53,7 +72,7 @@ type Service struct {
 }
 
 // New builds a Service. catalog may be nil (every type is then unknown).
-func New(st store.Store, blobs BlobMover, engine *repo.Engine, events Publisher, catalog lexicon.Catalog, log *slog.Logger) *Service {
+func New(st Store, blobs BlobMover, engine *repo.Engine, events Publisher, catalog lexicon.Catalog, log *slog.Logger) *Service {
 	return &Service{store: st, blobs: blobs, engine: engine, events: events, catalog: catalog, log: log, clock: syntax.NewTIDClock(0)}
 }
 
@@ -172,7 +191,7 @@ func accountInactive(a *store.Account) error {
 
 // blockSource reads one repository's blocks from the store.
 type blockSource struct {
-	store store.Store
+	store Store
 	did   string
 }
 
