@@ -54,9 +54,21 @@ var (
 // Error is the refusal type of every domain package.
 type Error = refusal.Error
 
+// Store is the blob metadata the service keeps; store/sqlite implements
+// it. Errors are the store package's (store.ErrNotFound).
+type Store interface {
+	// PutBlob records an upload, or returns the account's existing row.
+	PutBlob(ctx context.Context, b store.Blob) (existing *store.Blob, err error)
+	Blob(ctx context.Context, did, cid string) (*store.Blob, error)
+	ListBlobs(ctx context.Context, did, since, cursor string, limit int) ([]string, error)
+	MissingBlobs(ctx context.Context, did, cursor string, limit int) ([]store.BlobRef, error)
+	CollectableBlobs(ctx context.Context, before time.Time, limit int) ([]store.Blob, error)
+	DeleteBlob(ctx context.Context, did, cid string) (bool, error)
+}
+
 // Service runs uploads, reads and collection.
 type Service struct {
-	store store.Store
+	store Store
 	bytes Bytes
 	limit int64
 	grace time.Duration
@@ -69,7 +81,7 @@ const DefaultGrace = time.Hour
 
 // New builds a Service; limit is the largest upload in bytes
 // (PDS_BLOB_UPLOAD_LIMIT), grace 0 means DefaultGrace.
-func New(st store.Store, b Bytes, limit int64, grace time.Duration, log *slog.Logger) *Service {
+func New(st Store, b Bytes, limit int64, grace time.Duration, log *slog.Logger) *Service {
 	if grace <= 0 {
 		grace = DefaultGrace
 	}

@@ -41,6 +41,12 @@ func DatabasePath(cfg config.Config) string {
 	return filepath.Join(cfg.Storage.DataDirectory, sqlite.FileName)
 }
 
+// The SQLite store is what each domain package asks of a store.
+var (
+	_ records.Store = (*sqlite.Store)(nil)
+	_ blobs.Store   = (*sqlite.Store)(nil)
+)
+
 // PDS is a configured server, ready to serve.
 type PDS struct {
 	cfg      config.Config

@@ -26,19 +26,19 @@ type Record struct {
 // ResolveRepo turns a repo parameter (a DID or a hosted handle) into a
 // hosted account.
 func (s *Service) ResolveRepo(ctx context.Context, raw string) (*store.Account, error) {
-	var (
-		a   *store.Account
-		err error
-	)
-	if strings.HasPrefix(raw, "did:") {
-		a, err = s.store.AccountByDID(ctx, raw)
-	} else {
-		a, err = s.store.AccountByHandle(ctx, raw)
-	}
+	a, err := s.account(ctx, raw)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, refusal.New("RepoNotFound", "Could not find repo for DID: "+raw)
 	}
 	return a, err
+}
+
+// account looks a hosted account up by DID or handle (store.ErrNotFound).
+func (s *Service) account(ctx context.Context, raw string) (*store.Account, error) {
+	if strings.HasPrefix(raw, "did:") {
+		return s.store.AccountByDID(ctx, raw)
+	}
+	return s.store.AccountByHandle(ctx, raw)
 }
 
 // GetRecord reads one record; wantCID, when set, must match the current
@@ -171,7 +171,7 @@ func readerOf(ctx context.Context) reader {
 
 // Export is a checked getRepo, ready to stream.
 type Export struct {
-	store  store.Store
+	store  Store
 	did    string
 	since  string
 	root   cid.Cid

@@ -10,28 +10,8 @@ import (
 	"github.com/bluesky-social/indigo/atproto/syntax"
 
 	"github.com/hearth-pds/hearth/records"
-	"github.com/hearth-pds/hearth/refusal"
 	"github.com/hearth-pds/hearth/repo"
-	"github.com/hearth-pds/hearth/store"
 )
-
-// ownRepo checks that the repo parameter names the caller's own account
-// (by DID or handle) and returns its DID. As with the official PDS, an
-// unknown repository is AccountNotFound and another's is refused as
-// unauthenticated.
-func (s *Server) ownRepo(r *http.Request, c caller, raw string) (*store.Account, error) {
-	if _, err := syntax.ParseAtIdentifier(raw); err != nil {
-		return nil, invalidRequest(`Invalid AT identifier (got "` + abbreviate(raw) + `") at $.repo`)
-	}
-	a, err := s.records.ResolveRepo(r.Context(), raw)
-	if err != nil {
-		return nil, refusal.ErrAccountNotFound.Because(err)
-	}
-	if a.DID != c.DID {
-		return nil, errNotOwnRepo
-	}
-	return a, nil
-}
 
 // recordValue reads a record body as data-model values ($link, $bytes and
 // blobs decoded), which is what validation and DAG-CBOR encoding expect.
@@ -107,14 +87,15 @@ func commitOf(resp *records.Response) *commitMeta {
 }
 
 func (s *Server) apply(w http.ResponseWriter, r *http.Request, c caller, in *input, swapCommit string, validate *bool, writes []records.Write) (*records.Response, error) {
-	a, err := s.ownRepo(r, c, in.str("repo", true))
+	raw := in.str("repo", true)
 	if in.err != nil {
 		return nil, in.err
 	}
+	repoID, err := syntax.ParseAtIdentifier(raw)
 	if err != nil {
-		return nil, err
+		return nil, invalidRequest(`Invalid AT identifier (got "` + abbreviate(raw) + `") at $.repo`)
 	}
-	return s.records.Apply(r.Context(), records.Request{DID: a.DID, Account: a, Validate: validate, Writes: writes, SwapCommit: swapCommit})
+	return s.records.Apply(r.Context(), records.Request{Repo: repoID, Caller: syntax.DID(c.DID), Validate: validate, Writes: writes, SwapCommit: swapCommit})
 }
 
 func (s *Server) createRecord(w http.ResponseWriter, r *http.Request, c caller) error {

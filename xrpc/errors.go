@@ -19,8 +19,6 @@ func invalidToken(msg string) *refusal.Error { return refusal.New("InvalidToken"
 var (
 	errAuthMissing   = refusal.New("AuthMissing", "Authentication Required")
 	errAdminRequired = refusal.New("AuthenticationRequired", "Authentication Required")
-	// errNotOwnRepo: a write names a repository other than the caller's.
-	errNotOwnRepo = refusal.New("AuthenticationRequired", "Authentication Required")
 )
 
 // toError maps any handler error to the refusal sent to the client: a

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/hearth-pds/hearth/datetime"
 )
 
@@ -203,10 +204,13 @@ type worker struct {
 	own  map[string][]owned // did → records this worker created
 	post map[string][]owned // did → posts among them (likes point at posts)
 	n    int                // text counter, so every update changes bytes
+	// scratch makes the record keys of records created and deleted in
+	// one call; its clock id keeps them apart from the server's.
+	scratch *syntax.TIDClock
 }
 
 func (w *workload) newWorker(id int, seed uint64) *worker {
-	return &worker{w: w, id: id, rng: rand.New(rand.NewPCG(seed, uint64(id))), own: map[string][]owned{}, post: map[string][]owned{}}
+	return &worker{w: w, id: id, rng: rand.New(rand.NewPCG(seed, uint64(id))), own: map[string][]owned{}, post: map[string][]owned{}, scratch: syntax.NewTIDClock(uint(512 + id))}
 }
 
 func now() string { return time.Now().UTC().Format(datetime.Layout) }
@@ -374,8 +378,9 @@ func (k *worker) profile(ctx context.Context, a *fhAccount) error {
 func (k *worker) batch(ctx context.Context, a *fhAccount) error {
 	n := 2 + k.rng.IntN(9)
 	type pending struct {
-		action string
-		o      owned // update, delete: the record before
+		action  string
+		o       owned // update, delete: the record before
+		scratch bool  // half of a create and delete of one path, which nets out
 	}
 	var (
 		writes []map[string]any
@@ -390,16 +395,26 @@ func (k *worker) batch(ctx context.Context, a *fhAccount) error {
 					"rkey":  strings.TrimPrefix(o.path, "app.bsky.feed.post/"),
 					"value": map[string]any{"$type": "app.bsky.feed.post", "text": k.text(), "createdAt": now()},
 				})
-				plan = append(plan, pending{"update", o})
+				plan = append(plan, pending{action: "update", o: o})
 				continue
 			}
 		case r < 6:
 			if o, ok := k.take(a.did, false); ok {
 				col, rkey, _ := strings.Cut(o.path, "/")
 				writes = append(writes, map[string]any{"$type": "com.atproto.repo.applyWrites#delete", "collection": col, "rkey": rkey})
-				plan = append(plan, pending{"delete", o})
+				plan = append(plan, pending{action: "delete", o: o})
 				continue
 			}
+		case r == 9:
+			// A record created and deleted in the same call: the commit's
+			// ops carry neither, as consumers can only check net changes.
+			col, rec := k.newRecord(a.did)
+			rkey := k.scratch.Next().String()
+			writes = append(writes,
+				map[string]any{"$type": "com.atproto.repo.applyWrites#create", "collection": col, "rkey": rkey, "value": rec},
+				map[string]any{"$type": "com.atproto.repo.applyWrites#delete", "collection": col, "rkey": rkey})
+			plan = append(plan, pending{action: "create", scratch: true}, pending{action: "delete", scratch: true})
+			continue
 		}
 		col, rec := k.newRecord(a.did)
 		writes = append(writes, map[string]any{"$type": "com.atproto.repo.applyWrites#create", "collection": col, "value": rec})
@@ -426,6 +441,9 @@ func (k *worker) batch(ctx context.Context, a *fhAccount) error {
 		want := "com.atproto.repo.applyWrites#" + p.action + "Result"
 		if res.Type != want {
 			return fmt.Errorf("applyWrites result %d is %s, want %s", i, res.Type, want)
+		}
+		if p.scratch {
+			continue
 		}
 		ops[p.action]++
 		switch p.action {
