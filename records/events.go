@@ -55,7 +55,7 @@ func commitEvent(did string, res *repo.Result) (store.NewEvent, error) {
 		l := lexutil.LexLink(res.Commit.PrevData)
 		evt.PrevData = &l
 	}
-	return store.NewEvent{DID: did, Kind: "commit", Encode: func(seq int64, at time.Time) ([]byte, error) {
+	return store.NewEvent{DID: did, Kind: store.KindCommit, Encode: func(seq int64, at time.Time) ([]byte, error) {
 		e := *evt
 		e.Time = at.UTC().Format(eventTime)
 		return sequencer.EncodeCommit(seq, &e)

@@ -87,13 +87,32 @@ type NewAccount struct {
 	Events []NewEvent
 }
 
-// Event is one stored firehose event.
+// EventKind is what a firehose event announces: its frame type without
+// the "#" (the sequencer's frame types are made from these).
+type EventKind string
+
+// The kinds of stored events.
+const (
+	KindCommit   EventKind = "commit"
+	KindSync     EventKind = "sync"
+	KindIdentity EventKind = "identity"
+	KindAccount  EventKind = "account"
+)
+
+// Event is one sequenced firehose event, as it is stored and sent; the
+// sequencer streams these as they are.
 type Event struct {
-	Seq   int64
-	DID   string
-	Kind  string // "commit", "sync", "identity", "account"
-	Time  time.Time
-	Frame []byte // the complete encoded frame, header and body
+	// Seq is the event's sequence number, assigned by the store inside the
+	// write transaction; 1..MaxSeq, increasing, gaps allowed.
+	Seq  int64
+	DID  string
+	Kind EventKind
+	// Time is when the event was sequenced.
+	Time time.Time
+	// Frame is the whole WebSocket message (header and body), sent to
+	// every subscriber as is. It is shared by every subscriber and must
+	// not be modified once published.
+	Frame []byte
 }
 
 // NewEvent is an event to append. Encode makes its frame once the store
@@ -101,7 +120,7 @@ type Event struct {
 // so the frame is encoded exactly once.
 type NewEvent struct {
 	DID    string
-	Kind   string
+	Kind   EventKind
 	Encode func(seq int64, at time.Time) ([]byte, error)
 }
 

@@ -10,7 +10,7 @@ import (
 	"github.com/hearth-pds/hearth/store"
 )
 
-func frameEvent(did, kind string) store.NewEvent {
+func frameEvent(did string, kind store.EventKind) store.NewEvent {
 	return store.NewEvent{DID: did, Kind: kind, Encode: func(seq int64, at time.Time) ([]byte, error) {
 		return fmt.Appendf(nil, "%s#%d", kind, seq), nil
 	}}
