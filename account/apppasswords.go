@@ -7,6 +7,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/bluesky-social/indigo/atproto/syntax"
+
 	"github.com/hearth-pds/hearth/store"
 )
 
@@ -33,7 +35,7 @@ func (s *Service) CreateAppPassword(ctx context.Context, did, name string, privi
 	}
 	password := strings.Join([]string{randomString(4), randomString(4), randomString(4), randomString(4)}, "-")
 	p := store.AppPassword{
-		DID:          did,
+		DID:          syntax.DID(did),
 		Name:         name,
 		PasswordHash: hashAppPassword(did, password),
 		Privileged:   privileged,
@@ -49,10 +51,10 @@ func (s *Service) CreateAppPassword(ctx context.Context, did, name string, privi
 
 // ListAppPasswords lists an account's app passwords, without secrets.
 func (s *Service) ListAppPasswords(ctx context.Context, did string) ([]store.AppPassword, error) {
-	return s.Store.ListAppPasswords(ctx, did)
+	return s.Store.ListAppPasswords(ctx, syntax.DID(did))
 }
 
 // RevokeAppPassword deletes an app password and ends its sessions.
 func (s *Service) RevokeAppPassword(ctx context.Context, did, name string) error {
-	return s.Store.DeleteAppPassword(ctx, did, name)
+	return s.Store.DeleteAppPassword(ctx, syntax.DID(did), name)
 }

@@ -131,7 +131,7 @@ func (s *Service) CreateAccount(ctx context.Context, in CreateAccountInput) (*Se
 	if err := s.checkInvite(ctx, in.InviteCode); err != nil {
 		return nil, err
 	}
-	if _, err := s.Store.AccountByHandle(ctx, handle); err == nil {
+	if _, err := s.Store.AccountByHandle(ctx, syntax.Handle(handle)); err == nil {
 		return nil, invalidRequest("Handle already taken: %s", handle)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
@@ -181,14 +181,14 @@ func (s *Service) CreateAccount(ctx context.Context, in CreateAccountInput) (*Se
 	}
 	now := time.Now().UTC()
 	na := store.NewAccount{
-		Account:    store.Account{DID: did, Handle: handle, Email: email, PasswordHash: passwordHash, CreatedAt: now},
+		Account:    store.Account{DID: syntax.DID(did), Handle: syntax.Handle(handle), Email: email, PasswordHash: passwordHash, CreatedAt: now},
 		SigningKey: key.Bytes(),
 		InviteCode: in.InviteCode,
-		RootCID:    root.String(),
-		Rev:        rev,
+		RootCID:    root,
+		Rev:        syntax.TID(rev),
 	}
 	for _, b := range blocks {
-		na.Blocks = append(na.Blocks, store.Block{CID: b.CID.String(), Content: b.Data})
+		na.Blocks = append(na.Blocks, store.Block{CID: b.CID, Content: b.Data})
 	}
 	if na.Events, err = genesisEvents(did, handle, root, rev, blocks); err != nil {
 		return nil, err
@@ -242,11 +242,11 @@ func (s *Service) checkInvite(ctx context.Context, code string) error {
 
 // issue makes a new session: an access token and a stored refresh token.
 func (s *Service) issue(ctx context.Context, a *store.Account, scope Scope, appPassword string) (*Session, error) {
-	access, err := s.Tokens.Access(a.DID, scope)
+	access, err := s.Tokens.Access(a.DID.String(), scope)
 	if err != nil {
 		return nil, err
 	}
-	refresh, claims, err := s.Tokens.Refresh(a.DID, NewRefreshID())
+	refresh, claims, err := s.Tokens.Refresh(a.DID.String(), NewRefreshID())
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +254,7 @@ func (s *Service) issue(ctx context.Context, a *store.Account, scope Scope, appP
 	if err != nil {
 		return nil, err
 	}
-	return &Session{Account: a, AccessJWT: access, RefreshJWT: refresh, Scope: scope, DIDDoc: s.document(ctx, a.DID)}, nil
+	return &Session{Account: a, AccessJWT: access, RefreshJWT: refresh, Scope: scope, DIDDoc: s.document(ctx, a.DID.String())}, nil
 }
 
 // document is the account's DID document for session responses; a
@@ -273,11 +273,11 @@ func (s *Service) lookup(ctx context.Context, identifier string) (*store.Account
 	id := strings.ToLower(strings.TrimSpace(identifier))
 	switch {
 	case strings.HasPrefix(id, "did:"):
-		return s.Store.AccountByDID(ctx, strings.TrimSpace(identifier))
+		return s.Store.AccountByDID(ctx, syntax.DID(strings.TrimSpace(identifier)))
 	case strings.Contains(id, "@"):
 		return s.Store.AccountByEmail(ctx, id)
 	default:
-		return s.Store.AccountByHandle(ctx, id)
+		return s.Store.AccountByHandle(ctx, syntax.Handle(id))
 	}
 }
 
@@ -305,7 +305,7 @@ func (s *Service) CreateSession(ctx context.Context, identifier, password string
 	}
 	scope, appName := ScopeAccess, ""
 	if !ok {
-		ap, err := s.Store.AppPasswordByHash(ctx, a.DID, hashAppPassword(a.DID, password))
+		ap, err := s.Store.AppPasswordByHash(ctx, a.DID, hashAppPassword(a.DID.String(), password))
 		if errors.Is(err, store.ErrNotFound) {
 			return nil, ErrAuthFailed
 		}
@@ -327,7 +327,7 @@ func (s *Service) CreateSession(ctx context.Context, identifier, password string
 // session's scope; see refreshGrace for what happens to the old token.
 func (s *Service) RefreshSession(ctx context.Context, claims Claims) (*Session, error) {
 	old, err := s.Store.RefreshToken(ctx, claims.ID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && old.DID != claims.DID) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && old.DID.String() != claims.DID) {
 		return nil, ErrSessionRevoked
 	}
 	if err != nil {
@@ -346,7 +346,7 @@ func (s *Service) RefreshSession(ctx context.Context, claims Claims) (*Session, 
 	scope := ScopeAccess
 	if old.AppPasswordName != "" {
 		scope = ScopeAppPass
-		ap, err := s.appPassword(ctx, a.DID, old.AppPasswordName)
+		ap, err := s.appPassword(ctx, a.DID.String(), old.AppPasswordName)
 		if err != nil {
 			return nil, err
 		}
@@ -363,15 +363,15 @@ func (s *Service) RefreshSession(ctx context.Context, claims Claims) (*Session, 
 	if err != nil {
 		return nil, err
 	}
-	access, err := s.Tokens.Access(a.DID, scope)
+	access, err := s.Tokens.Access(a.DID.String(), scope)
 	if err != nil {
 		return nil, err
 	}
-	refresh, _, err := s.Tokens.Refresh(a.DID, nextID)
+	refresh, _, err := s.Tokens.Refresh(a.DID.String(), nextID)
 	if err != nil {
 		return nil, err
 	}
-	return &Session{Account: a, AccessJWT: access, RefreshJWT: refresh, Scope: scope, DIDDoc: s.document(ctx, a.DID)}, nil
+	return &Session{Account: a, AccessJWT: access, RefreshJWT: refresh, Scope: scope, DIDDoc: s.document(ctx, a.DID.String())}, nil
 }
 
 // refreshGrace is how long a rotated refresh token keeps answering with
@@ -380,7 +380,7 @@ func (s *Service) RefreshSession(ctx context.Context, claims Claims) (*Session, 
 const refreshGrace = 2 * time.Hour
 
 func (s *Service) appPassword(ctx context.Context, did, name string) (*store.AppPassword, error) {
-	list, err := s.Store.ListAppPasswords(ctx, did)
+	list, err := s.Store.ListAppPasswords(ctx, syntax.DID(did))
 	if err != nil {
 		return nil, err
 	}
@@ -399,7 +399,7 @@ func (s *Service) DeleteSession(ctx context.Context, claims Claims) error {
 
 // Account returns a hosted account by DID.
 func (s *Service) Account(ctx context.Context, did string) (*store.Account, error) {
-	a, err := s.Store.AccountByDID(ctx, did)
+	a, err := s.Store.AccountByDID(ctx, syntax.DID(did))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrAccountNotFound
 	}
@@ -408,7 +408,7 @@ func (s *Service) Account(ctx context.Context, did string) (*store.Account, erro
 
 // GetSession returns the session's account and DID document.
 func (s *Service) GetSession(ctx context.Context, did string) (*Session, error) {
-	a, err := s.Store.AccountByDID(ctx, did)
+	a, err := s.Store.AccountByDID(ctx, syntax.DID(did))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, invalidRequest("Could not find user info for account: %s", did)
 	}
@@ -437,8 +437,8 @@ func (s *Service) UpdateHandle(ctx context.Context, did, raw string) error {
 			return hnd.ErrExternalHandleMismatch
 		}
 	}
-	if other, err := s.Store.AccountByHandle(ctx, handle); err == nil {
-		if other.DID == did {
+	if other, err := s.Store.AccountByHandle(ctx, syntax.Handle(handle)); err == nil {
+		if other.DID.String() == did {
 			// Nothing to publish, but the official PDS still announces the
 			// identity, which lets a client ask relays to re-check it.
 			stored, err := s.Store.AppendEvents(ctx, []store.NewEvent{identityEvent(did, handle)})
@@ -455,7 +455,7 @@ func (s *Service) UpdateHandle(ctx context.Context, did, raw string) error {
 	if err := s.Identities.UpdateHandle(ctx, did, handle); err != nil {
 		return fmt.Errorf("publish handle: %w", err)
 	}
-	stored, err := s.Store.UpdateHandle(ctx, did, handle, []store.NewEvent{identityEvent(did, handle)})
+	stored, err := s.Store.UpdateHandle(ctx, syntax.DID(did), syntax.Handle(handle), []store.NewEvent{identityEvent(did, handle)})
 	if errors.Is(err, store.ErrHandleTaken) {
 		return invalidRequest("Handle already taken: %s", handle)
 	} else if err != nil {
@@ -473,7 +473,7 @@ func (s *Service) RecommendedCredentials(ctx context.Context, did string) (ident
 	if err != nil {
 		return identity.Credentials{}, err
 	}
-	raw, err := s.Store.SigningKey(ctx, did)
+	raw, err := s.Store.SigningKey(ctx, syntax.DID(did))
 	if err != nil {
 		return identity.Credentials{}, fmt.Errorf("signing key of %s: %w", did, err)
 	}
@@ -485,7 +485,7 @@ func (s *Service) RecommendedCredentials(ctx context.Context, did string) (ident
 	if err != nil {
 		return identity.Credentials{}, err
 	}
-	return s.Identities.Recommended(a.Handle, pub)
+	return s.Identities.Recommended(a.Handle.String(), pub)
 }
 
 // randomString returns n characters of lower-case base32.

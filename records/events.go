@@ -6,6 +6,7 @@ import (
 	"time"
 
 	comatproto "github.com/bluesky-social/indigo/api/atproto"
+	"github.com/bluesky-social/indigo/atproto/syntax"
 	lexutil "github.com/bluesky-social/indigo/lex/util"
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
@@ -21,7 +22,7 @@ const eventTime = "2006-01-02T15:04:05.000Z"
 // commitEvent builds the #commit event of a commit (sync v1.1): its ops
 // with prev CIDs, prevData, and the blocks a consumer needs to verify and
 // invert it, as a CAR rooted at the commit.
-func commitEvent(did string, res *repo.Result) (store.NewEvent, error) {
+func commitEvent(did syntax.DID, res *repo.Result) (store.NewEvent, error) {
 	var car bytes.Buffer
 	if err := repo.WriteCAR(&car, res.Commit.CID, res.EventBlocks); err != nil {
 		return store.NewEvent{}, fmt.Errorf("encode commit blocks: %w", err)
@@ -40,7 +41,7 @@ func commitEvent(did string, res *repo.Result) (store.NewEvent, error) {
 		ops = append(ops, o)
 	}
 	evt := &comatproto.SyncSubscribeRepos_Commit{
-		Repo:   did,
+		Repo:   did.String(),
 		Commit: lexutil.LexLink(res.Commit.CID),
 		Rev:    res.Commit.Rev.String(),
 		Blocks: car.Bytes(),

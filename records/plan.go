@@ -18,7 +18,6 @@ import (
 // result per write, and the net change of each path for the commit.
 type plan struct {
 	src      blockSource
-	prevCID  string    // the head's commit CID, as the store holds it
 	head     repo.Head // the head the commit is built on
 	results  []Result
 	writes   []repo.Write // one per changed path, in the order paths first appear
@@ -32,19 +31,15 @@ type plan struct {
 // planHead reads the head the commit will follow and checks swapCommit
 // against it.
 func (s *Service) planHead(ctx context.Context, c *call) (*plan, error) {
-	root, err := s.store.RepoRoot(ctx, c.did.String())
+	root, err := s.store.RepoRoot(ctx, c.did)
 	if err != nil {
 		return nil, fmt.Errorf("repo root of %s: %w", c.did, err)
 	}
-	if c.swapCommit != "" && c.swapCommit != root.CID {
-		return nil, refusal.New("InvalidSwap", "Commit was at "+root.CID)
+	if c.swapCommit.Defined() && c.swapCommit != root.CID {
+		return nil, refusal.New("InvalidSwap", "Commit was at "+root.CID.String())
 	}
-	pl := &plan{src: blockSource{store: s.store, did: c.did.String()}, prevCID: root.CID}
-	headCID, err := cid.Decode(root.CID)
-	if err != nil {
-		return nil, fmt.Errorf("repo root of %s: %w", c.did, err)
-	}
-	if pl.head, err = s.head(ctx, pl.src, c.did, headCID); err != nil {
+	pl := &plan{src: blockSource{store: s.store, did: c.did}}
+	if pl.head, err = s.head(ctx, pl.src, c.did, root.CID); err != nil {
 		return nil, err
 	}
 	return pl, nil
@@ -54,8 +49,8 @@ func (s *Service) planHead(ctx context.Context, c *call) (*plan, error) {
 type pathState struct {
 	collection syntax.NSID
 	rkey       syntax.RecordKey
-	before     string    // record CID in the index before the call ("" absent)
-	now        string    // record CID after the writes so far
+	before     cid.Cid   // record CID in the index before the call (cid.Undef: absent)
+	now        cid.Cid   // record CID after the writes so far
 	put        *prepared // the write that put now
 }
 
@@ -86,7 +81,7 @@ func (s *Service) plan(ctx context.Context, c *call) (*plan, error) {
 		path := p.collection.String() + "/" + p.rkey.String()
 		st, ok := paths[path]
 		if !ok {
-			current, err := s.store.Record(ctx, did.String(), p.collection.String(), p.rkey.String())
+			current, err := s.store.Record(ctx, did, p.collection, p.rkey)
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return nil, err
 			}
@@ -116,18 +111,18 @@ func (pl *plan) net(paths []*pathState) {
 		switch {
 		case st.before == st.now:
 			continue
-		case st.now == "":
+		case !st.now.Defined():
 			pl.writes = append(pl.writes, repo.Write{Action: repo.Delete, Collection: st.collection, RKey: st.rkey})
 			continue
 		}
 		action := repo.Update
-		if st.before == "" {
+		if !st.before.Defined() {
 			action = repo.Create
 		}
 		p := st.put
 		pl.writes = append(pl.writes, repo.Write{Action: action, Collection: p.collection, RKey: p.rkey, Record: p.cbor})
 		for _, b := range p.blobs {
-			pl.blobRefs = append(pl.blobRefs, store.BlobRef{Collection: p.collection.String(), RKey: p.rkey.String(), CID: b.Ref.String()})
+			pl.blobRefs = append(pl.blobRefs, store.BlobRef{Collection: p.collection, RKey: p.rkey, CID: b.Ref.CID()})
 			pl.claims = append(pl.claims, b)
 		}
 	}
@@ -137,7 +132,7 @@ func (pl *plan) net(paths []*pathState) {
 // changed is false for a write that changes nothing (deleteRecord of an
 // absent record, a record rewritten as it is).
 func (st *pathState) step(did syntax.DID, p *prepared) (res Result, changed bool, err error) {
-	exists := st.now != ""
+	exists := st.now.Defined()
 	if p.action == repo.Delete && !exists && p.lenient {
 		// deleteRecord of what is not there changes nothing, whatever its
 		// swap says, as with the official PDS: no commit.
@@ -146,10 +141,10 @@ func (st *pathState) step(did syntax.DID, p *prepared) (res Result, changed bool
 	if p.swapRecord != nil {
 		switch {
 		case *p.swapRecord == "" && exists:
-			return res, false, refusal.New("InvalidSwap", "Record was at "+st.now)
-		case *p.swapRecord != "" && st.now != *p.swapRecord:
+			return res, false, refusal.New("InvalidSwap", "Record was at "+st.now.String())
+		case *p.swapRecord != "" && (!exists || st.now.String() != *p.swapRecord):
 			if exists {
-				return res, false, refusal.New("InvalidSwap", "Record was at "+st.now)
+				return res, false, refusal.New("InvalidSwap", "Record was at "+st.now.String())
 			}
 			return res, false, refusal.New("InvalidSwap", "Record was at null")
 		}
@@ -167,16 +162,16 @@ func (st *pathState) step(did syntax.DID, p *prepared) (res Result, changed bool
 	case action == repo.Update && st.now == p.cid:
 		// Rewriting a record as it is changes nothing: no commit, as with
 		// the official PDS.
-		return Result{Action: repo.Update, URI: p.uri(did), CID: p.cid, ValidationStatus: p.status}, false, nil
+		return Result{Action: repo.Update, URI: p.uri(did), CID: p.cid.String(), ValidationStatus: p.status}, false, nil
 	case action == repo.Delete && !exists:
 		return res, false, invalidRequest("Could not find record: %s", p.uri(did))
 	}
 	if action == repo.Delete {
-		st.now, st.put = "", nil
-	} else {
-		st.now, st.put = p.cid, p
+		st.now, st.put = cid.Undef, nil
+		return Result{Action: action, URI: p.uri(did)}, true, nil
 	}
-	return Result{Action: action, URI: p.uri(did), CID: p.cid, ValidationStatus: p.status}, true, nil
+	st.now, st.put = p.cid, p
+	return Result{Action: action, URI: p.uri(did), CID: p.cid.String(), ValidationStatus: p.status}, true, nil
 }
 
 // head returns the repository head at commit c: remembered from the last

@@ -15,7 +15,7 @@ import (
 
 // Keys gives an account's repo signing key (store.Store does).
 type Keys interface {
-	SigningKey(ctx context.Context, did string) ([]byte, error)
+	SigningKey(ctx context.Context, did syntax.DID) ([]byte, error)
 }
 
 // Issuer mints tokens on behalf of the accounts hosted here, signed with
@@ -55,7 +55,7 @@ func (i *Issuer) key(ctx context.Context, did string) (atcrypto.PrivateKey, erro
 	if k, ok := i.parsed.Load(did); ok {
 		return k.(atcrypto.PrivateKey), nil
 	}
-	raw, err := i.keys.SigningKey(ctx, did)
+	raw, err := i.keys.SigningKey(ctx, syntax.DID(did))
 	if err != nil {
 		return nil, fmt.Errorf("signing key of %s: %w", did, err)
 	}

@@ -54,8 +54,8 @@ func (d *docs) Refresh(_ context.Context, did string) (*diddoc.Document, error) 
 
 type keyStore map[string]atcrypto.PrivateKeyExportable
 
-func (k keyStore) SigningKey(_ context.Context, did string) ([]byte, error) {
-	key, ok := k[did]
+func (k keyStore) SigningKey(_ context.Context, did syntax.DID) ([]byte, error) {
+	key, ok := k[did.String()]
 	if !ok {
 		return nil, errors.New("no such account")
 	}

@@ -22,9 +22,9 @@ func (s *Server) resolveHandle(w http.ResponseWriter, r *http.Request, _ caller)
 		return invalidRequest(`Invalid handle (got "` + abbreviate(raw) + `") at $.handle`)
 	}
 	h = h.Normalize()
-	a, err := s.accounts.Store.AccountByHandle(r.Context(), h.String())
+	a, err := s.accounts.Store.AccountByHandle(r.Context(), h)
 	if err == nil {
-		return writeJSON(w, map[string]string{"did": a.DID})
+		return writeJSON(w, map[string]string{"did": a.DID.String()})
 	}
 	if !errors.Is(err, store.ErrNotFound) {
 		return err

@@ -57,7 +57,7 @@ func sessionBody(sess *account.Session) sessionOutput {
 		AccessJWT:  sess.AccessJWT,
 		RefreshJWT: sess.RefreshJWT,
 		Handle:     handleOrInvalid(a),
-		DID:        a.DID,
+		DID:        a.DID.String(),
 		DIDDoc:     sess.DIDDoc,
 		Status:     a.Status(),
 	}
@@ -70,7 +70,7 @@ func handleOrInvalid(a *store.Account) string {
 	if a.Handle == "" {
 		return "handle.invalid"
 	}
-	return a.Handle
+	return a.Handle.String()
 }
 
 func (s *Server) createAccount(w http.ResponseWriter, r *http.Request, _ caller) error {
@@ -101,7 +101,7 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request, _ caller)
 	}
 	return writeJSON(w, sessionOutput{
 		AccessJWT: sess.AccessJWT, RefreshJWT: sess.RefreshJWT,
-		Handle: sess.Account.Handle, DID: sess.Account.DID, DIDDoc: sess.DIDDoc,
+		Handle: sess.Account.Handle.String(), DID: sess.Account.DID.String(), DIDDoc: sess.DIDDoc,
 	})
 }
 
@@ -244,7 +244,7 @@ func (s *Server) getAccountInviteCodes(w http.ResponseWriter, r *http.Request, c
 	for _, ic := range codes {
 		uses := make([]map[string]string, 0, len(ic.Uses))
 		for _, u := range ic.Uses {
-			uses = append(uses, map[string]string{"usedBy": u.UsedBy, "usedAt": u.UsedAt.Format(timeLayout)})
+			uses = append(uses, map[string]string{"usedBy": u.UsedBy.String(), "usedAt": u.UsedAt.Format(timeLayout)})
 		}
 		out = append(out, map[string]any{
 			"code": ic.Code, "available": ic.Available, "disabled": ic.Disabled, "forAccount": ic.ForAccount,

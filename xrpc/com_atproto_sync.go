@@ -29,14 +29,16 @@ func (s *Server) ownerContext(r *http.Request) *http.Request {
 }
 
 // syncDID reads and checks the did parameter of a sync query.
-func syncDID(p *query) string {
+func syncDID(p *query) syntax.DID {
 	raw := p.str("did", true)
-	if p.err == nil {
-		if _, err := syntax.ParseDID(raw); err != nil {
-			p.err = invalidRequest("Invalid did: " + raw)
-		}
+	if p.err != nil {
+		return ""
 	}
-	return raw
+	did, err := syntax.ParseDID(raw)
+	if err != nil {
+		p.err = invalidRequest("Invalid did: " + raw)
+	}
+	return did
 }
 
 // carResponse buffers a small CAR so an error found while building it is
@@ -104,7 +106,7 @@ func (s *Server) syncGetLatestCommit(w http.ResponseWriter, r *http.Request, _ c
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, map[string]string{"cid": head.CID, "rev": head.Rev})
+	return writeJSON(w, map[string]string{"cid": head.CID.String(), "rev": head.Rev.String()})
 }
 
 // syncGetHead is the deprecated predecessor of getLatestCommit.
@@ -113,7 +115,7 @@ func (s *Server) syncGetHead(w http.ResponseWriter, r *http.Request, _ caller) e
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, map[string]string{"root": head.CID})
+	return writeJSON(w, map[string]string{"root": head.CID.String()})
 }
 
 // syncHead reads the did parameter and returns that repository's head.
@@ -164,7 +166,7 @@ func (s *Server) syncListRepos(w http.ResponseWriter, r *http.Request, _ caller)
 	}
 	out := make([]map[string]any, 0, len(repos))
 	for _, repo := range repos {
-		item := map[string]any{"did": repo.DID, "head": repo.Head, "rev": repo.Rev, "active": repo.Active}
+		item := map[string]any{"did": repo.DID, "head": repo.Head.String(), "rev": repo.Rev, "active": repo.Active}
 		if repo.Status != "" {
 			item["status"] = repo.Status
 		}

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bluesky-social/indigo/atproto/syntax"
+
 	"github.com/hearth-pds/hearth/store"
 )
 
@@ -41,7 +43,7 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 // header: how handles under the service domain verify over HTTPS.
 func (s *Server) wellKnownDID(w http.ResponseWriter, r *http.Request) {
 	host := hostOnly(r.Host)
-	a, err := s.accounts.Store.AccountByHandle(r.Context(), host)
+	a, err := s.accounts.Store.AccountByHandle(r.Context(), syntax.Handle(host))
 	if err != nil {
 		if !errors.Is(err, store.ErrNotFound) {
 			s.log.Error("well-known did", "host", host, "err", err)
@@ -78,7 +80,7 @@ func (s *Server) tlsCheck(w http.ResponseWriter, r *http.Request) {
 		writeError(w, invalidRequest("handles are not provided on this domain"))
 		return
 	}
-	if _, err := s.accounts.Store.AccountByHandle(r.Context(), domain); err != nil {
+	if _, err := s.accounts.Store.AccountByHandle(r.Context(), syntax.Handle(domain)); err != nil {
 		writeError(w, &Error{http.StatusNotFound, "NotFound", "handle not found for this domain"})
 		return
 	}

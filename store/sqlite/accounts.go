@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bluesky-social/indigo/atproto/syntax"
+
 	"github.com/hearth-pds/hearth/store"
 )
 
@@ -44,11 +46,11 @@ func (s *Store) CreateAccount(ctx context.Context, a store.NewAccount) ([]store.
 		}
 		for _, b := range a.Blocks {
 			if _, err := s.exec(ctx, tx, "INSERT OR IGNORE INTO repo_block (did, cid, rev, content) VALUES (?, ?, ?, ?)",
-				a.DID, b.CID, a.Rev, b.Content); err != nil {
+				a.DID, b.CID.String(), a.Rev, b.Content); err != nil {
 				return fmt.Errorf("insert repo block: %w", err)
 			}
 		}
-		if _, err := s.exec(ctx, tx, "INSERT INTO repo_root (did, cid, rev) VALUES (?, ?, ?)", a.DID, a.RootCID, a.Rev); err != nil {
+		if _, err := s.exec(ctx, tx, "INSERT INTO repo_root (did, cid, rev) VALUES (?, ?, ?)", a.DID, a.RootCID.String(), a.Rev); err != nil {
 			return fmt.Errorf("insert repo root: %w", err)
 		}
 		events, err = s.appendEvents(ctx, tx, a.Events)
@@ -63,7 +65,7 @@ func (s *Store) CreateAccount(ctx context.Context, a store.NewAccount) ([]store.
 // useInvite consumes one use of code: the availability check and the use
 // row are in the caller's write transaction, so two sign-ups racing for the
 // last use cannot both win.
-func (s *Store) useInvite(ctx context.Context, tx *sql.Tx, code, did string, at time.Time) error {
+func (s *Store) useInvite(ctx context.Context, tx *sql.Tx, code string, did syntax.DID, at time.Time) error {
 	var available, disabled, used int
 	err := s.queryRow(ctx, tx, `SELECT available, disabled,
 		(SELECT count(*) FROM invite_code_use u WHERE u.code = c.code)
@@ -107,12 +109,12 @@ func (s *Store) accountWhere(ctx context.Context, where string, arg any) (*store
 }
 
 // AccountByDID implements store.Store.
-func (s *Store) AccountByDID(ctx context.Context, did string) (*store.Account, error) {
+func (s *Store) AccountByDID(ctx context.Context, did syntax.DID) (*store.Account, error) {
 	return s.accountWhere(ctx, "did = ?", did)
 }
 
 // AccountByHandle implements store.Store.
-func (s *Store) AccountByHandle(ctx context.Context, handle string) (*store.Account, error) {
+func (s *Store) AccountByHandle(ctx context.Context, handle syntax.Handle) (*store.Account, error) {
 	return s.accountWhere(ctx, "handle = ?", handle)
 }
 
@@ -122,7 +124,7 @@ func (s *Store) AccountByEmail(ctx context.Context, email string) (*store.Accoun
 }
 
 // UpdateHandle implements store.Store.
-func (s *Store) UpdateHandle(ctx context.Context, did, handle string, evs []store.NewEvent) ([]store.Event, error) {
+func (s *Store) UpdateHandle(ctx context.Context, did syntax.DID, handle syntax.Handle, evs []store.NewEvent) ([]store.Event, error) {
 	return s.updateAccount(ctx, evs, "UPDATE account SET handle = ? WHERE did = ?", handle, did)
 }
 
@@ -152,7 +154,7 @@ func (s *Store) updateAccount(ctx context.Context, evs []store.NewEvent, query s
 }
 
 // SigningKey implements store.Store.
-func (s *Store) SigningKey(ctx context.Context, did string) ([]byte, error) {
+func (s *Store) SigningKey(ctx context.Context, did syntax.DID) ([]byte, error) {
 	var key []byte
 	err := s.readRow(ctx, "SELECT private_key FROM signing_key WHERE did = ?", did).Scan(&key)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -165,9 +167,9 @@ func (s *Store) SigningKey(ctx context.Context, did string) ([]byte, error) {
 }
 
 // RepoRoot implements store.Store.
-func (s *Store) RepoRoot(ctx context.Context, did string) (*store.RepoRoot, error) {
+func (s *Store) RepoRoot(ctx context.Context, did syntax.DID) (*store.RepoRoot, error) {
 	r := store.RepoRoot{DID: did}
-	err := s.readRow(ctx, "SELECT cid, rev FROM repo_root WHERE did = ?", did).Scan(&r.CID, &r.Rev)
+	err := s.readRow(ctx, "SELECT cid, rev FROM repo_root WHERE did = ?", did).Scan(cidColumn{&r.CID}, &r.Rev)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -178,12 +180,12 @@ func (s *Store) RepoRoot(ctx context.Context, did string) (*store.RepoRoot, erro
 }
 
 // SetDeactivated implements store.Store.
-func (s *Store) SetDeactivated(ctx context.Context, did string, at *time.Time, evs []store.NewEvent) ([]store.Event, error) {
+func (s *Store) SetDeactivated(ctx context.Context, did syntax.DID, at *time.Time, evs []store.NewEvent) ([]store.Event, error) {
 	return s.updateAccount(ctx, evs, "UPDATE account SET deactivated_at = ? WHERE did = ?", fmtTimePtr(at), did)
 }
 
 // Preferences implements store.Store.
-func (s *Store) Preferences(ctx context.Context, did string) ([]byte, error) {
+func (s *Store) Preferences(ctx context.Context, did syntax.DID) ([]byte, error) {
 	var prefs []byte
 	err := s.readRow(ctx, "SELECT preferences FROM account_pref WHERE did = ?", did).Scan(&prefs)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -196,7 +198,7 @@ func (s *Store) Preferences(ctx context.Context, did string) ([]byte, error) {
 }
 
 // PutPreferences implements store.Store.
-func (s *Store) PutPreferences(ctx context.Context, did string, prefs []byte) error {
+func (s *Store) PutPreferences(ctx context.Context, did syntax.DID, prefs []byte) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := s.exec(ctx, tx, `INSERT INTO account_pref (did, preferences) VALUES (?, ?)
 			ON CONFLICT (did) DO UPDATE SET preferences = excluded.preferences`, did, prefs)

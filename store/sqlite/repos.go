@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/ipfs/go-cid"
+
 	"github.com/hearth-pds/hearth/store"
 )
 
@@ -16,7 +19,7 @@ import (
 func (s *Store) ApplyCommit(ctx context.Context, c store.Commit) ([]store.Event, error) {
 	var events []store.Event
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := s.exec(ctx, tx, "UPDATE repo_root SET cid = ?, rev = ? WHERE did = ? AND cid = ?", c.CID, c.Rev, c.DID, c.PrevCID)
+		res, err := s.exec(ctx, tx, "UPDATE repo_root SET cid = ?, rev = ? WHERE did = ? AND cid = ?", c.CID.String(), c.Rev, c.DID, c.PrevCID.String())
 		if err != nil {
 			return fmt.Errorf("update repo root: %w", err)
 		}
@@ -28,7 +31,7 @@ func (s *Store) ApplyCommit(ctx context.Context, c store.Commit) ([]store.Event,
 			return store.ErrRepoChanged
 		}
 		for _, b := range c.Removed {
-			if _, err := s.exec(ctx, tx, "DELETE FROM repo_block WHERE did = ? AND cid = ?", c.DID, b); err != nil {
+			if _, err := s.exec(ctx, tx, "DELETE FROM repo_block WHERE did = ? AND cid = ?", c.DID, b.String()); err != nil {
 				return fmt.Errorf("delete replaced block: %w", err)
 			}
 		}
@@ -39,7 +42,7 @@ func (s *Store) ApplyCommit(ctx context.Context, c store.Commit) ([]store.Event,
 		for _, r := range c.Puts {
 			_, err := s.exec(ctx, tx, `INSERT INTO record (did, collection, rkey, cid, rev, indexed_at) VALUES (?, ?, ?, ?, ?, ?)
 				ON CONFLICT (did, collection, rkey) DO UPDATE SET cid = excluded.cid, rev = excluded.rev, indexed_at = excluded.indexed_at`,
-				c.DID, r.Collection, r.RKey, r.CID, c.Rev, now)
+				c.DID, r.Collection, r.RKey, r.CID.String(), c.Rev, now)
 			if err != nil {
 				return fmt.Errorf("index record: %w", err)
 			}
@@ -52,7 +55,7 @@ func (s *Store) ApplyCommit(ctx context.Context, c store.Commit) ([]store.Event,
 		if err := s.applyBlobRefs(ctx, tx, c, now); err != nil {
 			return err
 		}
-		for _, b := range c.Released {
+		for _, b := range cidTexts(c.Released) {
 			_, err := s.exec(ctx, tx, `DELETE FROM repo_block WHERE did = ? AND cid = ?
 				AND NOT EXISTS (SELECT 1 FROM record WHERE did = ? AND cid = ?)`, c.DID, b, c.DID, b)
 			if err != nil {
@@ -68,7 +71,7 @@ func (s *Store) ApplyCommit(ctx context.Context, c store.Commit) ([]store.Event,
 	return events, nil
 }
 
-func (s *Store) insertBlocks(ctx context.Context, tx *sql.Tx, did, rev string, blocks []store.Block) error {
+func (s *Store) insertBlocks(ctx context.Context, tx *sql.Tx, did syntax.DID, rev syntax.TID, blocks []store.Block) error {
 	if len(blocks) == 0 {
 		return nil
 	}
@@ -78,7 +81,7 @@ func (s *Store) insertBlocks(ctx context.Context, tx *sql.Tx, did, rev string, b
 	}
 	defer stmt.Close()
 	for _, b := range blocks {
-		if _, err := stmt.ExecContext(ctx, did, b.CID, rev, b.Content); err != nil {
+		if _, err := stmt.ExecContext(ctx, did, b.CID.String(), rev, b.Content); err != nil {
 			return fmt.Errorf("insert block: %w", err)
 		}
 	}
@@ -173,9 +176,9 @@ func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error
 }
 
 // Block implements store.Store.
-func (s *Store) Block(ctx context.Context, did, cid string) ([]byte, error) {
+func (s *Store) Block(ctx context.Context, did syntax.DID, c cid.Cid) ([]byte, error) {
 	var b []byte
-	err := s.readRow(ctx, "SELECT content FROM repo_block WHERE did = ? AND cid = ?", did, cid).Scan(&b)
+	err := s.readRow(ctx, "SELECT content FROM repo_block WHERE did = ? AND cid = ?", did, c.String()).Scan(&b)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -186,7 +189,7 @@ func (s *Store) Block(ctx context.Context, did, cid string) ([]byte, error) {
 }
 
 // BlocksSince implements store.Store.
-func (s *Store) BlocksSince(ctx context.Context, did, sinceRev string, fn func(store.Block) error) error {
+func (s *Store) BlocksSince(ctx context.Context, did syntax.DID, sinceRev syntax.TID, fn func(store.Block) error) error {
 	rows, err := s.readQuery(ctx, "SELECT cid, content FROM repo_block WHERE did = ? AND rev > ?", did, sinceRev)
 	if err != nil {
 		return fmt.Errorf("read blocks: %w", err)
@@ -194,7 +197,7 @@ func (s *Store) BlocksSince(ctx context.Context, did, sinceRev string, fn func(s
 	defer rows.Close()
 	for rows.Next() {
 		var b store.Block
-		if err := rows.Scan(&b.CID, &b.Content); err != nil {
+		if err := rows.Scan(cidColumn{&b.CID}, &b.Content); err != nil {
 			return fmt.Errorf("read blocks: %w", err)
 		}
 		if err := fn(b); err != nil {
@@ -205,10 +208,10 @@ func (s *Store) BlocksSince(ctx context.Context, did, sinceRev string, fn func(s
 }
 
 // Record implements store.Store.
-func (s *Store) Record(ctx context.Context, did, collection, rkey string) (*store.RecordRef, error) {
+func (s *Store) Record(ctx context.Context, did syntax.DID, collection syntax.NSID, rkey syntax.RecordKey) (*store.RecordRef, error) {
 	r := store.RecordRef{Collection: collection, RKey: rkey}
 	err := s.readRow(ctx, "SELECT cid, rev FROM record WHERE did = ? AND collection = ? AND rkey = ?",
-		did, collection, rkey).Scan(&r.CID, &r.Rev)
+		did, collection, rkey).Scan(cidColumn{&r.CID}, &r.Rev)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -219,7 +222,7 @@ func (s *Store) Record(ctx context.Context, did, collection, rkey string) (*stor
 }
 
 // ListRecords implements store.Store.
-func (s *Store) ListRecords(ctx context.Context, did, collection string, limit int, cursor string, reverse bool) ([]store.RecordRef, error) {
+func (s *Store) ListRecords(ctx context.Context, did syntax.DID, collection syntax.NSID, limit int, cursor string, reverse bool) ([]store.RecordRef, error) {
 	q := "SELECT rkey, cid, rev FROM record WHERE did = ? AND collection = ?"
 	args := []any{did, collection}
 	switch {
@@ -246,7 +249,7 @@ func (s *Store) ListRecords(ctx context.Context, did, collection string, limit i
 	var out []store.RecordRef
 	for rows.Next() {
 		r := store.RecordRef{Collection: collection}
-		if err := rows.Scan(&r.RKey, &r.CID, &r.Rev); err != nil {
+		if err := rows.Scan(&r.RKey, cidColumn{&r.CID}, &r.Rev); err != nil {
 			return nil, fmt.Errorf("list records: %w", err)
 		}
 		out = append(out, r)
@@ -256,7 +259,7 @@ func (s *Store) ListRecords(ctx context.Context, did, collection string, limit i
 
 // RecordsSince implements store.Store, in one statement so the check
 // for an older record and the listing see the same state.
-func (s *Store) RecordsSince(ctx context.Context, did, since string, limit int) ([]store.IndexedRecord, error) {
+func (s *Store) RecordsSince(ctx context.Context, did syntax.DID, since syntax.TID, limit int) ([]store.IndexedRecord, error) {
 	rows, err := s.readQuery(ctx, `SELECT collection, rkey, cid, rev, indexed_at FROM record
 		WHERE did = ? AND rev > ? AND EXISTS (SELECT 1 FROM record WHERE did = ? AND rev <= ?)
 		ORDER BY rev, collection, rkey LIMIT ?`, did, since, did, since, limit)
@@ -270,7 +273,7 @@ func (s *Store) RecordsSince(ctx context.Context, did, since string, limit int) 
 			r       store.IndexedRecord
 			indexed string
 		)
-		if err := rows.Scan(&r.Collection, &r.RKey, &r.CID, &r.Rev, &indexed); err != nil {
+		if err := rows.Scan(&r.Collection, &r.RKey, cidColumn{&r.CID}, &r.Rev, &indexed); err != nil {
 			return nil, fmt.Errorf("records since %s: %w", since, err)
 		}
 		r.IndexedAt = parseTime(indexed)
@@ -280,8 +283,9 @@ func (s *Store) RecordsSince(ctx context.Context, did, since string, limit int) 
 }
 
 // Collections implements store.Store.
-func (s *Store) Collections(ctx context.Context, did string) ([]string, error) {
-	return s.readStrings(ctx, "list collections", "SELECT DISTINCT collection FROM record WHERE did = ? ORDER BY collection", did)
+func (s *Store) Collections(ctx context.Context, did syntax.DID) ([]syntax.NSID, error) {
+	return readColumn(ctx, s, "list collections", "SELECT DISTINCT collection FROM record WHERE did = ? ORDER BY collection",
+		func(n *syntax.NSID) any { return n }, did)
 }
 
 // ListRepos implements store.Store.
@@ -296,7 +300,7 @@ func (s *Store) ListRepos(ctx context.Context, cursor string, limit int) ([]stor
 	var out []store.RepoInfo
 	for rows.Next() {
 		var r store.RepoInfo
-		if err := rows.Scan(&r.DID, &r.Head, &r.Rev, &r.Active, &r.Status); err != nil {
+		if err := rows.Scan(&r.DID, cidColumn{&r.Head}, &r.Rev, &r.Active, &r.Status); err != nil {
 			return nil, fmt.Errorf("list repos: %w", err)
 		}
 		out = append(out, r)

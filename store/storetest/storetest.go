@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multihash"
+
 	"github.com/hearth-pds/hearth/store"
 )
 
@@ -40,17 +44,26 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 
 var ctx = context.Background()
 
+// cidOf is a CID named by text, for checks that only need distinct CIDs.
+func cidOf(name string) cid.Cid {
+	sum, err := multihash.Sum([]byte(name), multihash.SHA2_256, -1)
+	if err != nil {
+		panic(err)
+	}
+	return cid.NewCidV1(cid.DagCBOR, sum)
+}
+
 func newAccount(n int) store.NewAccount {
-	did := fmt.Sprintf("did:plc:test%020d", n)
+	did := syntax.DID(fmt.Sprintf("did:plc:test%020d", n))
 	return store.NewAccount{
 		Account: store.Account{
-			DID: did, Handle: fmt.Sprintf("user%d.test", n), Email: fmt.Sprintf("User%d@Example.com", n),
+			DID: did, Handle: syntax.Handle(fmt.Sprintf("user%d.test", n)), Email: fmt.Sprintf("User%d@Example.com", n),
 			PasswordHash: "$argon2id$x", CreatedAt: time.Now().UTC().Truncate(time.Millisecond),
 		},
 		SigningKey: []byte{1, 2, 3},
-		RootCID:    "bafyroot" + did,
-		Rev:        "3l000000000" + fmt.Sprint(n),
-		Blocks:     []store.Block{{CID: "bafyblock" + did, Content: []byte("x")}},
+		RootCID:    cidOf("root" + did.String()),
+		Rev:        syntax.TID("3l000000000" + fmt.Sprint(n)),
+		Blocks:     []store.Block{{CID: cidOf("block" + did.String()), Content: []byte("x")}},
 	}
 }
 
@@ -304,7 +317,7 @@ func testRefreshRotation(t *testing.T, s store.Store) {
 	}
 }
 
-func updateHandle(s store.Store, did, handle string) error {
+func updateHandle(s store.Store, did syntax.DID, handle syntax.Handle) error {
 	_, err := s.UpdateHandle(ctx, did, handle, nil)
 	return err
 }
