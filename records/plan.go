@@ -74,40 +74,46 @@ func (s *Service) plan(ctx context.Context, c *call) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	paths := make(map[string]*pathState, len(c.writes))
-	var order []*pathState
+	// One state per path, in the order paths first appear; the map finds
+	// a path named again.
+	states := make([]pathState, 0, len(c.writes))
+	index := make(map[string]int, len(c.writes))
+	pl.results = make([]Result, 0, len(c.writes))
 	for i := range c.writes {
 		p := &c.writes[i]
 		path := p.collection.String() + "/" + p.rkey.String()
-		st, ok := paths[path]
+		n, ok := index[path]
 		if !ok {
 			current, err := s.store.Record(ctx, did, p.collection, p.rkey)
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return nil, err
 			}
-			st = &pathState{collection: p.collection, rkey: p.rkey}
+			st := pathState{collection: p.collection, rkey: p.rkey}
 			if err == nil {
 				st.before, st.now = current.CID, current.CID
 			}
-			paths[path] = st
-			order = append(order, st)
+			n = len(states)
+			index[path] = n
+			states = append(states, st)
 		}
-		res, changed, err := st.step(did, p)
+		res, changed, err := states[n].step(did, p)
 		if err != nil {
 			return nil, err
 		}
 		pl.results = append(pl.results, res)
 		pl.changed = pl.changed || changed
 	}
-	pl.net(order)
+	pl.net(states)
 	return pl, nil
 }
 
 // net adds the commit's writes: each path's change from before the call
 // to after it. Only records the commit leaves in the repository claim
 // their blobs (one created and deleted in the call references nothing).
-func (pl *plan) net(paths []*pathState) {
-	for _, st := range paths {
+func (pl *plan) net(paths []pathState) {
+	pl.writes = make([]repo.Write, 0, len(paths))
+	for i := range paths {
+		st := &paths[i]
 		switch {
 		case st.before == st.now:
 			continue

@@ -35,7 +35,7 @@ func (e *events) Publish(evs ...store.Event) {
 
 const did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"
 
-func newService(t *testing.T) (*Service, *events, store.Store) {
+func newService(t testing.TB) (*Service, *events, store.Store) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "hearth.sqlite"))

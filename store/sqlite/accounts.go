@@ -91,11 +91,13 @@ const accountColumns = `did, coalesce(handle, ''), email, password_hash, email_c
 func (s *Store) accountWhere(ctx context.Context, where string, arg any) (*store.Account, error) {
 	var (
 		a                      store.Account
+		did, handle            string
 		confirmed, deactivated sql.NullString
 		created                string
 	)
 	err := s.readRow(ctx, "SELECT "+accountColumns+" FROM account WHERE "+where, arg).Scan(
-		&a.DID, &a.Handle, &a.Email, &a.PasswordHash, &confirmed, &a.InvitesDisabled, &created, &deactivated, &a.TakedownRef)
+		&did, &handle, &a.Email, &a.PasswordHash, &confirmed, &a.InvitesDisabled, &created, &deactivated, &a.TakedownRef)
+	a.DID, a.Handle = syntax.DID(did), syntax.Handle(handle)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -110,12 +112,12 @@ func (s *Store) accountWhere(ctx context.Context, where string, arg any) (*store
 
 // AccountByDID implements store.Store.
 func (s *Store) AccountByDID(ctx context.Context, did syntax.DID) (*store.Account, error) {
-	return s.accountWhere(ctx, "did = ?", did)
+	return s.accountWhere(ctx, "did = ?", did.String())
 }
 
 // AccountByHandle implements store.Store.
 func (s *Store) AccountByHandle(ctx context.Context, handle syntax.Handle) (*store.Account, error) {
-	return s.accountWhere(ctx, "handle = ?", handle)
+	return s.accountWhere(ctx, "handle = ?", handle.String())
 }
 
 // AccountByEmail implements store.Store.
@@ -169,7 +171,9 @@ func (s *Store) SigningKey(ctx context.Context, did syntax.DID) ([]byte, error) 
 // RepoRoot implements store.Store.
 func (s *Store) RepoRoot(ctx context.Context, did syntax.DID) (*store.RepoRoot, error) {
 	r := store.RepoRoot{DID: did}
-	err := s.readRow(ctx, "SELECT cid, rev FROM repo_root WHERE did = ?", did).Scan(cidColumn{&r.CID}, &r.Rev)
+	var rev string
+	err := s.readRow(ctx, "SELECT cid, rev FROM repo_root WHERE did = ?", did.String()).Scan(cidColumn{&r.CID}, &rev)
+	r.Rev = syntax.TID(rev)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}

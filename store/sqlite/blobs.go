@@ -28,10 +28,11 @@ func (s *Store) applyBlobRefs(ctx context.Context, tx *sql.Tx, c store.Commit, n
 	for _, r := range c.Deletes {
 		touched[path{r.Collection, r.RKey}] = true
 	}
+	did := c.DID.String()
 	var dropped []string
 	for p := range touched {
 		rows, err := s.query(ctx, tx, "DELETE FROM record_blob WHERE did = ? AND collection = ? AND rkey = ? RETURNING blob_cid",
-			c.DID, p.collection, p.rkey)
+			did, p.collection.String(), p.rkey.String())
 		if err != nil {
 			return fmt.Errorf("clear blob references: %w", err)
 		}
@@ -46,7 +47,7 @@ func (s *Store) applyBlobRefs(ctx context.Context, tx *sql.Tx, c store.Commit, n
 		rows.Close()
 	}
 	for _, ref := range c.BlobRefs {
-		res, err := s.exec(ctx, tx, "UPDATE blob SET temp_key = NULL, released_at = NULL WHERE did = ? AND cid = ?", c.DID, ref.CID.String())
+		res, err := s.exec(ctx, tx, "UPDATE blob SET temp_key = NULL, released_at = NULL WHERE did = ? AND cid = ?", did, ref.CID.String())
 		if err != nil {
 			return fmt.Errorf("make blob permanent: %w", err)
 		}
@@ -54,13 +55,13 @@ func (s *Store) applyBlobRefs(ctx context.Context, tx *sql.Tx, c store.Commit, n
 			return fmt.Errorf("%w: %s", store.ErrBlobNotFound, ref.CID)
 		}
 		if _, err := s.exec(ctx, tx, "INSERT OR IGNORE INTO record_blob (did, collection, rkey, blob_cid) VALUES (?, ?, ?, ?)",
-			c.DID, ref.Collection, ref.RKey, ref.CID.String()); err != nil {
+			did, ref.Collection.String(), ref.RKey.String(), ref.CID.String()); err != nil {
 			return fmt.Errorf("add blob reference: %w", err)
 		}
 	}
 	for _, cid := range dropped {
 		if _, err := s.exec(ctx, tx, `UPDATE blob SET released_at = ? WHERE did = ? AND cid = ?
-			AND NOT EXISTS (SELECT 1 FROM record_blob WHERE did = ? AND blob_cid = ?)`, now, c.DID, cid, c.DID, cid); err != nil {
+			AND NOT EXISTS (SELECT 1 FROM record_blob WHERE did = ? AND blob_cid = ?)`, now, did, cid, did, cid); err != nil {
 			return fmt.Errorf("release blob: %w", err)
 		}
 	}

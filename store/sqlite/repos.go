@@ -18,37 +18,40 @@ import (
 // both land.
 func (s *Store) ApplyCommit(ctx context.Context, c store.Commit) ([]store.Event, error) {
 	var events []store.Event
+	// Arguments go to the driver as plain strings: a string type such as
+	// syntax.DID would cost database/sql a reflective conversion each.
+	did, rev := c.DID.String(), c.Rev.String()
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := s.exec(ctx, tx, "UPDATE repo_root SET cid = ?, rev = ? WHERE did = ? AND cid = ?", c.CID.String(), c.Rev, c.DID, c.PrevCID.String())
+		res, err := s.exec(ctx, tx, "UPDATE repo_root SET cid = ?, rev = ? WHERE did = ? AND cid = ?", c.CID.String(), rev, did, c.PrevCID.String())
 		if err != nil {
 			return fmt.Errorf("update repo root: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			var one int
-			if err := s.queryRow(ctx, tx, "SELECT 1 FROM repo_root WHERE did = ?", c.DID).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+			if err := s.queryRow(ctx, tx, "SELECT 1 FROM repo_root WHERE did = ?", did).Scan(&one); errors.Is(err, sql.ErrNoRows) {
 				return store.ErrNotFound
 			}
 			return store.ErrRepoChanged
 		}
 		for _, b := range c.Removed {
-			if _, err := s.exec(ctx, tx, "DELETE FROM repo_block WHERE did = ? AND cid = ?", c.DID, b.String()); err != nil {
+			if _, err := s.exec(ctx, tx, "DELETE FROM repo_block WHERE did = ? AND cid = ?", did, b.String()); err != nil {
 				return fmt.Errorf("delete replaced block: %w", err)
 			}
 		}
-		if err := s.insertBlocks(ctx, tx, c.DID, c.Rev, c.Blocks); err != nil {
+		if err := s.insertBlocks(ctx, tx, did, rev, c.Blocks); err != nil {
 			return err
 		}
 		now := fmtTime(time.Now())
 		for _, r := range c.Puts {
 			_, err := s.exec(ctx, tx, `INSERT INTO record (did, collection, rkey, cid, rev, indexed_at) VALUES (?, ?, ?, ?, ?, ?)
 				ON CONFLICT (did, collection, rkey) DO UPDATE SET cid = excluded.cid, rev = excluded.rev, indexed_at = excluded.indexed_at`,
-				c.DID, r.Collection, r.RKey, r.CID.String(), c.Rev, now)
+				did, r.Collection.String(), r.RKey.String(), r.CID.String(), rev, now)
 			if err != nil {
 				return fmt.Errorf("index record: %w", err)
 			}
 		}
 		for _, r := range c.Deletes {
-			if _, err := s.exec(ctx, tx, "DELETE FROM record WHERE did = ? AND collection = ? AND rkey = ?", c.DID, r.Collection, r.RKey); err != nil {
+			if _, err := s.exec(ctx, tx, "DELETE FROM record WHERE did = ? AND collection = ? AND rkey = ?", did, r.Collection.String(), r.RKey.String()); err != nil {
 				return fmt.Errorf("unindex record: %w", err)
 			}
 		}
@@ -57,7 +60,7 @@ func (s *Store) ApplyCommit(ctx context.Context, c store.Commit) ([]store.Event,
 		}
 		for _, b := range cidTexts(c.Released) {
 			_, err := s.exec(ctx, tx, `DELETE FROM repo_block WHERE did = ? AND cid = ?
-				AND NOT EXISTS (SELECT 1 FROM record WHERE did = ? AND cid = ?)`, c.DID, b, c.DID, b)
+				AND NOT EXISTS (SELECT 1 FROM record WHERE did = ? AND cid = ?)`, did, b, did, b)
 			if err != nil {
 				return fmt.Errorf("delete released record block: %w", err)
 			}
@@ -71,7 +74,7 @@ func (s *Store) ApplyCommit(ctx context.Context, c store.Commit) ([]store.Event,
 	return events, nil
 }
 
-func (s *Store) insertBlocks(ctx context.Context, tx *sql.Tx, did syntax.DID, rev syntax.TID, blocks []store.Block) error {
+func (s *Store) insertBlocks(ctx context.Context, tx *sql.Tx, did, rev string, blocks []store.Block) error {
 	if len(blocks) == 0 {
 		return nil
 	}
@@ -109,7 +112,7 @@ func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, evs []store.NewEve
 			return nil, fmt.Errorf("encode %s event: %w", ev.Kind, err)
 		}
 		if _, err := s.exec(ctx, tx, "INSERT INTO repo_event (seq, did, kind, sequenced_at, frame) VALUES (?, ?, ?, ?, ?)",
-			seq, ev.DID, ev.Kind, fmtTime(at), frame); err != nil {
+			seq, ev.DID.String(), string(ev.Kind), fmtTime(at), frame); err != nil {
 			return nil, fmt.Errorf("insert event: %w", err)
 		}
 		out = append(out, store.Event{Seq: seq, DID: ev.DID, Kind: ev.Kind, Time: at, Frame: frame})
@@ -178,7 +181,7 @@ func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error
 // Block implements store.Store.
 func (s *Store) Block(ctx context.Context, did syntax.DID, c cid.Cid) ([]byte, error) {
 	var b []byte
-	err := s.readRow(ctx, "SELECT content FROM repo_block WHERE did = ? AND cid = ?", did, c.String()).Scan(&b)
+	err := s.readRow(ctx, "SELECT content FROM repo_block WHERE did = ? AND cid = ?", did.String(), c.String()).Scan(&b)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -210,8 +213,10 @@ func (s *Store) BlocksSince(ctx context.Context, did syntax.DID, sinceRev syntax
 // Record implements store.Store.
 func (s *Store) Record(ctx context.Context, did syntax.DID, collection syntax.NSID, rkey syntax.RecordKey) (*store.RecordRef, error) {
 	r := store.RecordRef{Collection: collection, RKey: rkey}
+	var rev string
 	err := s.readRow(ctx, "SELECT cid, rev FROM record WHERE did = ? AND collection = ? AND rkey = ?",
-		did, collection, rkey).Scan(cidColumn{&r.CID}, &r.Rev)
+		did.String(), collection.String(), rkey.String()).Scan(cidColumn{&r.CID}, &rev)
+	r.Rev = syntax.TID(rev)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
