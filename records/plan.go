@@ -60,12 +60,17 @@ type pathState struct {
 // once, so create then delete, create then update, update then update,
 // update then delete and delete then create of one path are accepted, and
 // a second create of a path, or an update or delete of one the call
-// already deleted, are refused. The official's #commit then lists one op
-// per write, with prev read before the call; consumers refuse a path
-// named twice (indigo's NormalizeOps) and a create whose record is not in
-// the tree, so Hearth's commit carries the net change per path instead:
-// create then delete of a new path is no op, delete then create an update,
-// and so on. The XRPC answer still has one result per write.
+// already deleted, are refused (the official fails those with a 500 from
+// its tree; Hearth names the mistake). The official's #commit then lists
+// one op per write, each with the prev the record index had before the
+// call (its transactor's formatCommit), so create then delete is a create
+// op and a delete op without prev, and the record ends absent. Consumers
+// refuse that: indigo's VerifyCommitMessage finds a create whose record is
+// not in the tree, and NormalizeOps a path named twice. Hearth's commit
+// carries the net change per path instead: create then delete of a new
+// path is no op (the commit still advances the rev), delete then create
+// an update, and so on. The XRPC answer has one result per write, as the
+// official's.
 //
 // The repository must be locked.
 func (s *Service) plan(ctx context.Context, c *call) (*plan, error) {
