@@ -7,6 +7,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/bluesky-social/indigo/atproto/syntax"
+
 	"github.com/hearth-pds/hearth/store"
 )
 
@@ -37,7 +39,7 @@ func (s *Service) CreateAppPassword(ctx context.Context, did, name string, privi
 		return nil, err
 	}
 	p := store.AppPassword{
-		DID:          did,
+		DID:          syntax.DID(did),
 		Name:         name,
 		PasswordHash: hash,
 		Privileged:   privileged,
@@ -53,10 +55,10 @@ func (s *Service) CreateAppPassword(ctx context.Context, did, name string, privi
 
 // ListAppPasswords lists an account's app passwords, without secrets.
 func (s *Service) ListAppPasswords(ctx context.Context, did string) ([]store.AppPassword, error) {
-	return s.store.ListAppPasswords(ctx, did)
+	return s.store.ListAppPasswords(ctx, syntax.DID(did))
 }
 
 // RevokeAppPassword deletes an app password and ends its sessions.
 func (s *Service) RevokeAppPassword(ctx context.Context, did, name string) error {
-	return s.store.DeleteAppPassword(ctx, did, name)
+	return s.store.DeleteAppPassword(ctx, syntax.DID(did), name)
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	comatproto "github.com/bluesky-social/indigo/api/atproto"
+	"github.com/bluesky-social/indigo/atproto/syntax"
 	lexutil "github.com/bluesky-social/indigo/lex/util"
 	"github.com/ipfs/go-cid"
 
@@ -24,7 +25,7 @@ func stamp(at time.Time) string { return at.UTC().Format(datetime.Layout) }
 
 // identityEvent announces a DID's handle (or a change of its document).
 func identityEvent(did, handle string) store.NewEvent {
-	return store.NewEvent{DID: did, Kind: "identity", Encode: func(seq int64, at time.Time) ([]byte, error) {
+	return store.NewEvent{DID: syntax.DID(did), Kind: store.KindIdentity, Encode: func(seq int64, at time.Time) ([]byte, error) {
 		e := &comatproto.SyncSubscribeRepos_Identity{Did: did, Time: stamp(at)}
 		if handle != "" {
 			e.Handle = &handle
@@ -35,7 +36,7 @@ func identityEvent(did, handle string) store.NewEvent {
 
 // accountEvent announces an account's hosting status.
 func accountEvent(did string, active bool, status string) store.NewEvent {
-	return store.NewEvent{DID: did, Kind: "account", Encode: func(seq int64, at time.Time) ([]byte, error) {
+	return store.NewEvent{DID: syntax.DID(did), Kind: store.KindAccount, Encode: func(seq int64, at time.Time) ([]byte, error) {
 		e := &comatproto.SyncSubscribeRepos_Account{Did: did, Active: active, Time: stamp(at)}
 		if status != "" {
 			e.Status = &status
@@ -51,7 +52,7 @@ func syncEvent(did, rev string, commit repo.Block) (store.NewEvent, error) {
 	if err := repo.WriteCAR(&car, commit.CID, []repo.Block{commit}); err != nil {
 		return store.NewEvent{}, fmt.Errorf("encode sync event: %w", err)
 	}
-	return store.NewEvent{DID: did, Kind: "sync", Encode: func(seq int64, at time.Time) ([]byte, error) {
+	return store.NewEvent{DID: syntax.DID(did), Kind: store.KindSync, Encode: func(seq int64, at time.Time) ([]byte, error) {
 		return sequencer.EncodeSync(seq, &comatproto.SyncSubscribeRepos_Sync{Did: did, Blocks: car.Bytes(), Rev: rev, Time: stamp(at)})
 	}}, nil
 }
@@ -65,7 +66,7 @@ func genesisEvents(did, handle string, root cid.Cid, rev string, blocks []repo.B
 	if err := repo.WriteCAR(&all, root, blocks); err != nil {
 		return nil, fmt.Errorf("encode genesis blocks: %w", err)
 	}
-	commit := store.NewEvent{DID: did, Kind: "commit", Encode: func(seq int64, at time.Time) ([]byte, error) {
+	commit := store.NewEvent{DID: syntax.DID(did), Kind: store.KindCommit, Encode: func(seq int64, at time.Time) ([]byte, error) {
 		return sequencer.EncodeCommit(seq, &comatproto.SyncSubscribeRepos_Commit{
 			Repo:   did,
 			Commit: lexutil.LexLink(root),

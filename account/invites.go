@@ -5,6 +5,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bluesky-social/indigo/atproto/syntax"
+
 	"github.com/hearth-pds/hearth/store"
 )
 
@@ -61,7 +63,7 @@ func (s *Service) newInviteCode() string {
 // AccountInviteCodes lists the codes made for did; includeUsed=false drops
 // codes with no use left.
 func (s *Service) AccountInviteCodes(ctx context.Context, did string, includeUsed bool) ([]store.InviteCode, error) {
-	codes, err := s.store.AccountInviteCodes(ctx, did)
+	codes, err := s.store.AccountInviteCodes(ctx, syntax.DID(did))
 	if err != nil {
 		return nil, err
 	}

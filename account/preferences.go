@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"strings"
+
+	"github.com/bluesky-social/indigo/atproto/syntax"
 )
 
 // personalDetails is the preference holding the birth date; only full
@@ -13,7 +15,7 @@ const personalDetails = "app.bsky.actor.defs#personalDetailsPref"
 // Preferences returns an account's app.bsky preferences; app-password
 // sessions do not see the personal details.
 func (s *Service) Preferences(ctx context.Context, did string, full bool) ([]json.RawMessage, error) {
-	raw, err := s.store.Preferences(ctx, did)
+	raw, err := s.store.Preferences(ctx, syntax.DID(did))
 	if err != nil {
 		return nil, err
 	}
@@ -66,7 +68,7 @@ func (s *Service) PutPreferences(ctx context.Context, did string, prefs []json.R
 	if err != nil {
 		return err
 	}
-	return s.store.PutPreferences(ctx, did, b)
+	return s.store.PutPreferences(ctx, syntax.DID(did), b)
 }
 
 func prefType(p json.RawMessage) string {

@@ -144,7 +144,7 @@ func (s *Service) CreateAccount(ctx context.Context, in CreateAccountInput) (*Se
 	if err := s.checkInvite(ctx, in.InviteCode); err != nil {
 		return nil, err
 	}
-	if _, err := s.store.AccountByHandle(ctx, handle); err == nil {
+	if _, err := s.store.AccountByHandle(ctx, syntax.Handle(handle)); err == nil {
 		return nil, invalidRequest("Handle already taken: %s", handle)
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
@@ -198,14 +198,14 @@ func (s *Service) CreateAccount(ctx context.Context, in CreateAccountInput) (*Se
 	}
 	now := time.Now().UTC()
 	na := store.NewAccount{
-		Account:    store.Account{DID: did, Handle: handle, Email: email, PasswordHash: passwordHash, CreatedAt: now},
+		Account:    store.Account{DID: syntax.DID(did), Handle: syntax.Handle(handle), Email: email, PasswordHash: passwordHash, CreatedAt: now},
 		SigningKey: sealed,
 		InviteCode: in.InviteCode,
-		RootCID:    root.String(),
-		Rev:        rev,
+		RootCID:    root,
+		Rev:        syntax.TID(rev),
 	}
 	for _, b := range blocks {
-		na.Blocks = append(na.Blocks, store.Block{CID: b.CID.String(), Content: b.Data})
+		na.Blocks = append(na.Blocks, store.Block{CID: b.CID, Content: b.Data})
 	}
 	if na.Events, err = genesisEvents(did, handle, root, rev, blocks); err != nil {
 		return nil, err
@@ -259,11 +259,11 @@ func (s *Service) checkInvite(ctx context.Context, code string) error {
 
 // issue makes a new session: an access token and a stored refresh token.
 func (s *Service) issue(ctx context.Context, a *store.Account, scope Scope, appPassword string) (*Session, error) {
-	access, err := s.Tokens.Access(a.DID, scope)
+	access, err := s.Tokens.Access(a.DID.String(), scope)
 	if err != nil {
 		return nil, err
 	}
-	refresh, claims, err := s.Tokens.Refresh(a.DID, NewRefreshID())
+	refresh, claims, err := s.Tokens.Refresh(a.DID.String(), NewRefreshID())
 	if err != nil {
 		return nil, err
 	}
@@ -271,7 +271,7 @@ func (s *Service) issue(ctx context.Context, a *store.Account, scope Scope, appP
 	if err != nil {
 		return nil, err
 	}
-	return &Session{Account: view(a), AccessJWT: access, RefreshJWT: refresh, Scope: scope, DIDDoc: s.document(ctx, a.DID)}, nil
+	return &Session{Account: view(a), AccessJWT: access, RefreshJWT: refresh, Scope: scope, DIDDoc: s.document(ctx, a.DID.String())}, nil
 }
 
 // document is the account's DID document for session responses; a
@@ -290,11 +290,11 @@ func (s *Service) lookup(ctx context.Context, identifier string) (*store.Account
 	id := strings.ToLower(strings.TrimSpace(identifier))
 	switch {
 	case strings.HasPrefix(id, "did:"):
-		return s.store.AccountByDID(ctx, strings.TrimSpace(identifier))
+		return s.store.AccountByDID(ctx, syntax.DID(strings.TrimSpace(identifier)))
 	case strings.Contains(id, "@"):
 		return s.store.AccountByEmail(ctx, id)
 	default:
-		return s.store.AccountByHandle(ctx, id)
+		return s.store.AccountByHandle(ctx, syntax.Handle(id))
 	}
 }
 
@@ -319,7 +319,7 @@ func (s *Service) CreateSession(ctx context.Context, identifier, password string
 	}
 	did, hash := unknownDID, dummyHash
 	if known {
-		did, hash = a.DID, a.PasswordHash
+		did, hash = a.DID.String(), a.PasswordHash
 	}
 	ok, err := checkPassword(ctx, password, hash)
 	if err != nil {
@@ -331,7 +331,7 @@ func (s *Service) CreateSession(ctx context.Context, identifier, password string
 		if err != nil {
 			return nil, fmt.Errorf("hash app password of %s: %w", did, err)
 		}
-		ap, err := s.store.AppPasswordByHash(ctx, did, appHash)
+		ap, err := s.store.AppPasswordByHash(ctx, syntax.DID(did), appHash)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && !known) {
 			return nil, ErrAuthFailed
 		}
@@ -358,7 +358,7 @@ const unknownDID = "did:web:nobody.invalid"
 // session's scope; see refreshGrace for what happens to the old token.
 func (s *Service) RefreshSession(ctx context.Context, claims Claims) (*Session, error) {
 	old, err := s.store.RefreshToken(ctx, claims.ID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && old.DID != claims.DID) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && old.DID.String() != claims.DID) {
 		return nil, ErrSessionRevoked
 	}
 	if err != nil {
@@ -377,7 +377,7 @@ func (s *Service) RefreshSession(ctx context.Context, claims Claims) (*Session, 
 	scope := ScopeAccess
 	if old.AppPasswordName != "" {
 		scope = ScopeAppPass
-		ap, err := s.appPassword(ctx, a.DID, old.AppPasswordName)
+		ap, err := s.appPassword(ctx, a.DID.String(), old.AppPasswordName)
 		if err != nil {
 			return nil, err
 		}
@@ -394,15 +394,15 @@ func (s *Service) RefreshSession(ctx context.Context, claims Claims) (*Session, 
 	if err != nil {
 		return nil, err
 	}
-	access, err := s.Tokens.Access(a.DID, scope)
+	access, err := s.Tokens.Access(a.DID.String(), scope)
 	if err != nil {
 		return nil, err
 	}
-	refresh, _, err := s.Tokens.Refresh(a.DID, nextID)
+	refresh, _, err := s.Tokens.Refresh(a.DID.String(), nextID)
 	if err != nil {
 		return nil, err
 	}
-	return &Session{Account: view(a), AccessJWT: access, RefreshJWT: refresh, Scope: scope, DIDDoc: s.document(ctx, a.DID)}, nil
+	return &Session{Account: view(a), AccessJWT: access, RefreshJWT: refresh, Scope: scope, DIDDoc: s.document(ctx, a.DID.String())}, nil
 }
 
 // refreshGrace is how long a rotated refresh token keeps answering with
@@ -411,7 +411,7 @@ func (s *Service) RefreshSession(ctx context.Context, claims Claims) (*Session, 
 const refreshGrace = 2 * time.Hour
 
 func (s *Service) appPassword(ctx context.Context, did, name string) (*store.AppPassword, error) {
-	list, err := s.store.ListAppPasswords(ctx, did)
+	list, err := s.store.ListAppPasswords(ctx, syntax.DID(did))
 	if err != nil {
 		return nil, err
 	}
@@ -430,7 +430,7 @@ func (s *Service) DeleteSession(ctx context.Context, claims Claims) error {
 
 // account returns a hosted account by DID.
 func (s *Service) account(ctx context.Context, did string) (*store.Account, error) {
-	a, err := s.store.AccountByDID(ctx, did)
+	a, err := s.store.AccountByDID(ctx, syntax.DID(did))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrAccountNotFound
 	}
@@ -439,7 +439,7 @@ func (s *Service) account(ctx context.Context, did string) (*store.Account, erro
 
 // GetSession returns the session's account and DID document.
 func (s *Service) GetSession(ctx context.Context, did string) (*Session, error) {
-	a, err := s.store.AccountByDID(ctx, did)
+	a, err := s.store.AccountByDID(ctx, syntax.DID(did))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, invalidRequest("Could not find user info for account: %s", did)
 	}
@@ -468,8 +468,8 @@ func (s *Service) UpdateHandle(ctx context.Context, did, raw string) error {
 			return hnd.ErrExternalHandleMismatch
 		}
 	}
-	if other, err := s.store.AccountByHandle(ctx, handle); err == nil {
-		if other.DID == did {
+	if other, err := s.store.AccountByHandle(ctx, syntax.Handle(handle)); err == nil {
+		if other.DID.String() == did {
 			// Nothing to publish, but the official PDS still announces the
 			// identity, which lets a client ask relays to re-check it.
 			stored, err := s.store.AppendEvents(ctx, []store.NewEvent{identityEvent(did, handle)})
@@ -486,7 +486,7 @@ func (s *Service) UpdateHandle(ctx context.Context, did, raw string) error {
 	if err := s.Identities.UpdateHandle(ctx, did, handle); err != nil {
 		return fmt.Errorf("publish handle: %w", err)
 	}
-	stored, err := s.store.UpdateHandle(ctx, did, handle, []store.NewEvent{identityEvent(did, handle)})
+	stored, err := s.store.UpdateHandle(ctx, syntax.DID(did), syntax.Handle(handle), []store.NewEvent{identityEvent(did, handle)})
 	if errors.Is(err, store.ErrHandleTaken) {
 		return invalidRequest("Handle already taken: %s", handle)
 	} else if err != nil {
@@ -512,7 +512,7 @@ func (s *Service) RecommendedCredentials(ctx context.Context, did string) (ident
 	if err != nil {
 		return identity.Credentials{}, err
 	}
-	return s.Identities.Recommended(a.Handle, pub)
+	return s.Identities.Recommended(a.Handle.String(), pub)
 }
 
 // randomString returns n characters of lower-case base32.

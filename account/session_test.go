@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/bluesky-social/indigo/atproto/syntax"
 	"log/slog"
 	"slices"
 	"testing"
@@ -29,11 +30,11 @@ func (s *loginStore) find(match bool) (*store.Account, error) {
 	return &a, nil
 }
 
-func (s *loginStore) AccountByDID(_ context.Context, did string) (*store.Account, error) {
+func (s *loginStore) AccountByDID(_ context.Context, did syntax.DID) (*store.Account, error) {
 	return s.find(did == s.account.DID)
 }
 
-func (s *loginStore) AccountByHandle(_ context.Context, handle string) (*store.Account, error) {
+func (s *loginStore) AccountByHandle(_ context.Context, handle syntax.Handle) (*store.Account, error) {
 	return s.find(handle == s.account.Handle)
 }
 
@@ -41,7 +42,7 @@ func (s *loginStore) AccountByEmail(_ context.Context, email string) (*store.Acc
 	return s.find(email == s.account.Email)
 }
 
-func (s *loginStore) AppPasswordByHash(_ context.Context, did, hash string) (*store.AppPassword, error) {
+func (s *loginStore) AppPasswordByHash(_ context.Context, did syntax.DID, hash string) (*store.AppPassword, error) {
 	if did != s.app.DID || hash != s.app.PasswordHash {
 		return nil, store.ErrNotFound
 	}
@@ -71,8 +72,8 @@ func newLoginService(t *testing.T) *Service {
 		t.Fatal(err)
 	}
 	return NewService(&loginStore{
-		account: store.Account{DID: did, Handle: "alice.test", Email: "alice@example.com", PasswordHash: hash},
-		app:     store.AppPassword{DID: did, Name: "phone", PasswordHash: appHash},
+		account: store.Account{DID: syntax.DID(did), Handle: "alice.test", Email: "alice@example.com", PasswordHash: hash},
+		app:     store.AppPassword{DID: syntax.DID(did), Name: "phone", PasswordHash: appHash},
 	}, Service{Logger: slog.New(slog.DiscardHandler)})
 }
 

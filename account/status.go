@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ipfs/go-cid"
+	"github.com/bluesky-social/indigo/atproto/syntax"
 
 	"github.com/hearth-pds/hearth/repo"
 	"github.com/hearth-pds/hearth/store"
@@ -16,7 +16,7 @@ import (
 // again; relays learn it from an #account event.
 func (s *Service) Deactivate(ctx context.Context, did string) error {
 	now := time.Now().UTC()
-	stored, err := s.store.SetDeactivated(ctx, did, &now, []store.NewEvent{accountEvent(did, false, "deactivated")})
+	stored, err := s.store.SetDeactivated(ctx, syntax.DID(did), &now, []store.NewEvent{accountEvent(did, false, "deactivated")})
 	if errors.Is(err, store.ErrNotFound) {
 		return ErrAccountNotFound
 	}
@@ -40,8 +40,8 @@ func (s *Service) Activate(ctx context.Context, did string) error {
 	if err != nil {
 		return err
 	}
-	events := []store.NewEvent{accountEvent(did, true, ""), identityEvent(did, a.Handle), syncEvt}
-	stored, err := s.store.SetDeactivated(ctx, did, nil, events)
+	events := []store.NewEvent{accountEvent(did, true, ""), identityEvent(did, a.Handle.String()), syncEvt}
+	stored, err := s.store.SetDeactivated(ctx, syntax.DID(did), nil, events)
 	if err != nil {
 		return err
 	}
@@ -52,17 +52,13 @@ func (s *Service) Activate(ctx context.Context, did string) error {
 
 // currentSyncEvent is a #sync event for the repository's current commit.
 func (s *Service) currentSyncEvent(ctx context.Context, did string) (store.NewEvent, error) {
-	root, err := s.store.RepoRoot(ctx, did)
+	root, err := s.store.RepoRoot(ctx, syntax.DID(did))
 	if err != nil {
 		return store.NewEvent{}, fmt.Errorf("repo root of %s: %w", did, err)
 	}
-	c, err := cid.Decode(root.CID)
-	if err != nil {
-		return store.NewEvent{}, fmt.Errorf("repo root of %s: %w", did, err)
-	}
-	data, err := s.store.Block(ctx, did, root.CID)
+	data, err := s.store.Block(ctx, syntax.DID(did), root.CID)
 	if err != nil {
 		return store.NewEvent{}, fmt.Errorf("commit block of %s: %w", did, err)
 	}
-	return syncEvent(did, root.Rev, repo.Block{CID: c, Data: data})
+	return syncEvent(did, root.Rev.String(), repo.Block{CID: root.CID, Data: data})
 }

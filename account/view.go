@@ -1,6 +1,8 @@
 package account
 
 import (
+	"github.com/bluesky-social/indigo/atproto/syntax"
+
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,20 +29,20 @@ type Account struct {
 func (a *Account) Active() bool { return a.Status == "" }
 
 func view(a *store.Account) *Account {
-	return &Account{DID: a.DID, Handle: a.Handle, Email: a.Email, EmailConfirmed: a.EmailConfirmedAt != nil, Status: a.Status()}
+	return &Account{DID: a.DID.String(), Handle: a.Handle.String(), Email: a.Email, EmailConfirmed: a.EmailConfirmedAt != nil, Status: a.Status()}
 }
 
 // HandleDID returns the DID of the account hosted under handle (already
 // normalized); ErrAccountNotFound when no account here has it.
 func (s *Service) HandleDID(ctx context.Context, handle string) (string, error) {
-	a, err := s.store.AccountByHandle(ctx, handle)
+	a, err := s.store.AccountByHandle(ctx, syntax.Handle(handle))
 	if errors.Is(err, store.ErrNotFound) {
 		return "", ErrAccountNotFound
 	}
 	if err != nil {
 		return "", fmt.Errorf("account of handle %s: %w", handle, err)
 	}
-	return a.DID, nil
+	return a.DID.String(), nil
 }
 
 // DIDDocument returns the DID document of an account from the directory.

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
 
@@ -59,11 +60,11 @@ type Error = refusal.Error
 type Store interface {
 	// PutBlob records an upload, or returns the account's existing row.
 	PutBlob(ctx context.Context, b store.Blob) (existing *store.Blob, err error)
-	Blob(ctx context.Context, did, cid string) (*store.Blob, error)
-	ListBlobs(ctx context.Context, did, since, cursor string, limit int) ([]string, error)
-	MissingBlobs(ctx context.Context, did, cursor string, limit int) ([]store.BlobRef, error)
+	Blob(ctx context.Context, did syntax.DID, c cid.Cid) (*store.Blob, error)
+	ListBlobs(ctx context.Context, did syntax.DID, since syntax.TID, cursor string, limit int) ([]cid.Cid, error)
+	MissingBlobs(ctx context.Context, did syntax.DID, cursor string, limit int) ([]store.BlobRef, error)
 	CollectableBlobs(ctx context.Context, before time.Time, limit int) ([]store.Blob, error)
-	DeleteBlob(ctx context.Context, did, cid string) (bool, error)
+	DeleteBlob(ctx context.Context, did syntax.DID, c cid.Cid) (bool, error)
 }
 
 // Service runs uploads, reads and collection.
@@ -89,8 +90,8 @@ func New(st Store, b Bytes, limit int64, grace time.Duration, log *slog.Logger) 
 }
 
 // MakePermanent lets the record service move uploads it commits.
-func (s *Service) MakePermanent(ctx context.Context, did, key string, c cid.Cid) error {
-	return s.bytes.MakePermanent(ctx, did, key, c)
+func (s *Service) MakePermanent(ctx context.Context, did syntax.DID, key string, c cid.Cid) error {
+	return s.bytes.MakePermanent(ctx, did.String(), key, c)
 }
 
 // Blob is an uploaded blob as clients reference it.
@@ -108,7 +109,7 @@ const sniffLen = 512
 // is the request's Content-Length (-1 if unknown); a body over the limit
 // is refused before it is read when the length says so, else as soon as
 // it crosses the limit.
-func (s *Service) Upload(ctx context.Context, did, contentType string, declaredLength int64, body io.Reader) (*Blob, error) {
+func (s *Service) Upload(ctx context.Context, did syntax.DID, contentType string, declaredLength int64, body io.Reader) (*Blob, error) {
 	headerType := strings.TrimSpace(strings.SplitN(contentType, ";", 2)[0])
 	if headerType == "" || !strings.Contains(headerType, "/") {
 		return nil, errNoType
@@ -117,7 +118,7 @@ func (s *Service) Upload(ctx context.Context, did, contentType string, declaredL
 		return nil, ErrTooLarge
 	}
 	in := &meter{r: body, limit: s.limit, hash: sha256.New()}
-	key, _, err := s.bytes.PutTemp(ctx, did, in)
+	key, _, err := s.bytes.PutTemp(ctx, did.String(), in)
 	if err != nil {
 		if in.over {
 			return nil, ErrTooLarge
@@ -126,21 +127,21 @@ func (s *Service) Upload(ctx context.Context, did, contentType string, declaredL
 	}
 	sum, err := multihash.Encode(in.hash.Sum(nil), multihash.SHA2_256)
 	if err != nil {
-		s.bytes.DeleteTemp(ctx, did, key)
+		s.bytes.DeleteTemp(ctx, did.String(), key)
 		return nil, err
 	}
 	b := &Blob{CID: cid.NewCidV1(cid.Raw, sum), MimeType: mimeType(in.head, headerType), Size: in.n}
 	existing, err := s.store.PutBlob(ctx, store.Blob{
-		DID: did, CID: b.CID.String(), MimeType: b.MimeType, Size: b.Size, TempKey: key, CreatedAt: time.Now().UTC(),
+		DID: did, CID: b.CID, MimeType: b.MimeType, Size: b.Size, TempKey: key, CreatedAt: time.Now().UTC(),
 	})
 	if err != nil {
-		s.bytes.DeleteTemp(ctx, did, key)
+		s.bytes.DeleteTemp(ctx, did.String(), key)
 		return nil, err
 	}
 	if existing != nil {
 		// Already uploaded: keep the first upload, drop this copy, so
 		// repeated uploads do not pile up in the temporary area.
-		s.bytes.DeleteTemp(ctx, did, key)
+		s.bytes.DeleteTemp(ctx, did.String(), key)
 		if existing.TakedownRef != "" {
 			return nil, refusal.New("InvalidRequest", "Blob has been takendown, cannot re-upload")
 		}
@@ -192,21 +193,17 @@ func (m *meter) Read(p []byte) (int, error) {
 // Read opens a blob that Stat found servable, or the part of it from
 // offset, length bytes long (-1: to the end), for sync.getBlob.
 func (s *Service) Read(ctx context.Context, meta *store.Blob, offset, length int64) (io.ReadCloser, error) {
-	c, err := cid.Decode(meta.CID)
+	r, _, err := s.bytes.GetRange(ctx, meta.DID.String(), meta.CID, offset, length)
 	if err != nil {
-		return nil, fmt.Errorf("blob %q of %s: %w", meta.CID, meta.DID, err)
-	}
-	r, _, err := s.bytes.GetRange(ctx, meta.DID, c, offset, length)
-	if err != nil {
-		return nil, fmt.Errorf("read blob %s of %s: %w", c, meta.DID, err)
+		return nil, fmt.Errorf("read blob %s of %s: %w", meta.CID, meta.DID, err)
 	}
 	return r, nil
 }
 
 // Stat returns the metadata of a servable blob: uploads no record
 // references, released and taken-down blobs are not served.
-func (s *Service) Stat(ctx context.Context, did string, c cid.Cid) (*store.Blob, error) {
-	meta, err := s.store.Blob(ctx, did, c.String())
+func (s *Service) Stat(ctx context.Context, did syntax.DID, c cid.Cid) (*store.Blob, error) {
+	meta, err := s.store.Blob(ctx, did, c)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, ErrNotFound
 	}
@@ -220,12 +217,12 @@ func (s *Service) Stat(ctx context.Context, did string, c cid.Cid) (*store.Blob,
 }
 
 // List lists referenced blobs (sync.listBlobs).
-func (s *Service) List(ctx context.Context, did, since, cursor string, limit int) ([]string, error) {
+func (s *Service) List(ctx context.Context, did syntax.DID, since syntax.TID, cursor string, limit int) ([]cid.Cid, error) {
 	return s.store.ListBlobs(ctx, did, since, cursor, limit)
 }
 
 // Missing lists referenced blobs that are not stored (listMissingBlobs).
-func (s *Service) Missing(ctx context.Context, did, cursor string, limit int) ([]store.BlobRef, error) {
+func (s *Service) Missing(ctx context.Context, did syntax.DID, cursor string, limit int) ([]store.BlobRef, error) {
 	return s.store.MissingBlobs(ctx, did, cursor, limit)
 }
 
@@ -249,18 +246,14 @@ func (s *Service) Collect(ctx context.Context) (int, error) {
 				continue // referenced again meanwhile
 			}
 			done++
-			c, err := cid.Decode(b.CID)
-			if err != nil {
-				continue
-			}
 			// The row is gone: delete both places the bytes may be (a
 			// commit may have moved the upload before failing).
 			if b.TempKey != "" {
-				if err := s.bytes.DeleteTemp(ctx, b.DID, b.TempKey); err != nil {
+				if err := s.bytes.DeleteTemp(ctx, b.DID.String(), b.TempKey); err != nil {
 					s.log.Warn("delete collected upload", "did", b.DID, "cid", b.CID, "err", err)
 				}
 			}
-			if err := s.bytes.Delete(ctx, b.DID, c); err != nil {
+			if err := s.bytes.Delete(ctx, b.DID.String(), b.CID); err != nil {
 				s.log.Warn("delete collected blob", "did", b.DID, "cid", b.CID, "err", err)
 			}
 		}

@@ -3,6 +3,7 @@ package keyring
 import (
 	"context"
 	"fmt"
+	"github.com/bluesky-social/indigo/atproto/syntax"
 	"sync"
 
 	"github.com/bluesky-social/indigo/atproto/atcrypto"
@@ -11,7 +12,7 @@ import (
 // Store reads an account's stored signing key, plain or sealed
 // (store.Store does).
 type Store interface {
-	SigningKey(ctx context.Context, did string) ([]byte, error)
+	SigningKey(ctx context.Context, did syntax.DID) ([]byte, error)
 }
 
 // DefaultCacheSize is how many parsed keys a Keyring keeps. A parsed key
@@ -67,7 +68,7 @@ func (k *Keyring) SigningKey(ctx context.Context, did string) (atcrypto.PrivateK
 	if ok {
 		return key, nil
 	}
-	stored, err := k.store.SigningKey(ctx, did)
+	stored, err := k.store.SigningKey(ctx, syntax.DID(did))
 	if err != nil {
 		return nil, fmt.Errorf("signing key of %s: %w", did, err)
 	}

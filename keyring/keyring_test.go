@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/bluesky-social/indigo/atproto/syntax"
 	"maps"
 	"slices"
 	"strings"
@@ -24,20 +25,20 @@ type memStore struct {
 	reads int
 }
 
-func (m *memStore) SigningKey(_ context.Context, did string) ([]byte, error) {
+func (m *memStore) SigningKey(_ context.Context, did syntax.DID) ([]byte, error) {
 	m.reads++
-	k, ok := m.keys[did]
+	k, ok := m.keys[did.String()]
 	if !ok {
 		return nil, errors.New("not found")
 	}
 	return k, nil
 }
 
-func (m *memStore) RewriteSigningKeys(_ context.Context, fn func(did string, key []byte) ([]byte, error)) (int, error) {
+func (m *memStore) RewriteSigningKeys(_ context.Context, fn func(did syntax.DID, key []byte) ([]byte, error)) (int, error) {
 	next := maps.Clone(m.keys)
 	changed := 0
 	for _, did := range slices.Sorted(maps.Keys(m.keys)) {
-		k, err := fn(did, m.keys[did])
+		k, err := fn(syntax.DID(did), m.keys[did])
 		if err != nil {
 			return 0, err
 		}

@@ -3,6 +3,7 @@ package keyring
 import (
 	"context"
 	"fmt"
+	"github.com/bluesky-social/indigo/atproto/syntax"
 )
 
 // Rewriter rewrites stored keys in one transaction (store.Store does): it
@@ -10,7 +11,7 @@ import (
 // its place, leaving the row as it is when fn returns nil. An error from
 // fn rolls every change back and is returned.
 type Rewriter interface {
-	RewriteSigningKeys(ctx context.Context, fn func(did string, stored []byte) ([]byte, error)) (int, error)
+	RewriteSigningKeys(ctx context.Context, fn func(did syntax.DID, stored []byte) ([]byte, error)) (int, error)
 }
 
 // Reseal rewrites every stored key from under from to under to, in one
@@ -20,9 +21,9 @@ type Rewriter interface {
 // after it succeeded, or after a key was added with the new secret,
 // changes nothing more. On any error nothing is written.
 func Reseal(ctx context.Context, st Rewriter, from, to *Sealer) (changed, total int, err error) {
-	changed, err = st.RewriteSigningKeys(ctx, func(did string, stored []byte) ([]byte, error) {
+	changed, err = st.RewriteSigningKeys(ctx, func(did syntax.DID, stored []byte) ([]byte, error) {
 		total++
-		next, err := reseal(did, stored, from, to)
+		next, err := reseal(did.String(), stored, from, to)
 		if err != nil {
 			return nil, fmt.Errorf("signing key of %s: %w", did, err)
 		}

@@ -10,21 +10,13 @@ import (
 	"github.com/hearth-pds/hearth/store"
 )
 
-// eventLog adapts the store's event log to what the sequencer reads.
+// eventLog adapts the store's event bounds to what the sequencer reads.
 type eventLog struct{ store store.Store }
 
 var _ sequencer.Store = eventLog{}
 
-func (l eventLog) EventsAfter(ctx context.Context, cursor int64, limit int) ([]sequencer.Event, error) {
-	evs, err := l.store.EventsAfter(ctx, cursor, limit)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]sequencer.Event, len(evs))
-	for i, e := range evs {
-		out[i] = sequencer.Event{Seq: e.Seq, Time: e.Time, Frame: e.Frame}
-	}
-	return out, nil
+func (l eventLog) EventsAfter(ctx context.Context, cursor int64, limit int) ([]store.Event, error) {
+	return l.store.EventsAfter(ctx, cursor, limit)
 }
 
 func (l eventLog) MaxSeq(ctx context.Context) (int64, error) {
@@ -45,11 +37,7 @@ type firehose struct {
 }
 
 func (f firehose) Publish(events ...store.Event) {
-	out := make([]sequencer.Event, len(events))
-	for i, e := range events {
-		out[i] = sequencer.Event{Seq: e.Seq, Time: e.Time, Frame: e.Frame}
-	}
-	f.seq.Publish(out...)
+	f.seq.Publish(events...)
 	f.crawlers.Wrote()
 }
 

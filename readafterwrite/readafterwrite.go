@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/bluesky-social/indigo/atproto/atdata"
+	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/ipfs/go-cid"
 
 	"github.com/hearth-pds/hearth/datetime"
 	"github.com/hearth-pds/hearth/proxy"
@@ -42,11 +44,11 @@ type Pipe interface {
 
 // Store reads the caller's records and account (store.Store does).
 type Store interface {
-	RecordsSince(ctx context.Context, did, since string, limit int) ([]store.IndexedRecord, error)
-	Record(ctx context.Context, did, collection, rkey string) (*store.RecordRef, error)
-	Block(ctx context.Context, did, cid string) ([]byte, error)
-	AccountByDID(ctx context.Context, did string) (*store.Account, error)
-	AccountByHandle(ctx context.Context, handle string) (*store.Account, error)
+	RecordsSince(ctx context.Context, did syntax.DID, since syntax.TID, limit int) ([]store.IndexedRecord, error)
+	Record(ctx context.Context, did syntax.DID, collection syntax.NSID, rkey syntax.RecordKey) (*store.RecordRef, error)
+	Block(ctx context.Context, did syntax.DID, c cid.Cid) ([]byte, error)
+	AccountByDID(ctx context.Context, did syntax.DID) (*store.Account, error)
+	AccountByHandle(ctx context.Context, handle syntax.Handle) (*store.Account, error)
 }
 
 var (
@@ -234,7 +236,7 @@ func (l *localRecords) lag(now time.Time) *time.Duration {
 }
 
 func (v *Viewer) localRecords(ctx context.Context, did, rev string) (*localRecords, error) {
-	refs, err := v.store.RecordsSince(ctx, did, rev, maxLocal)
+	refs, err := v.store.RecordsSince(ctx, syntax.DID(did), syntax.TID(rev), maxLocal)
 	if err != nil {
 		return nil, err
 	}
@@ -249,8 +251,8 @@ func (v *Viewer) localRecords(ctx context.Context, did, rev string) (*localRecor
 			return nil, err
 		}
 		rec := localRecord{
-			uri:       "at://" + did + "/" + ref.Collection + "/" + ref.RKey,
-			cid:       ref.CID,
+			uri:       "at://" + did + "/" + ref.Collection.String() + "/" + ref.RKey.String(),
+			cid:       ref.CID.String(),
 			indexedAt: ref.IndexedAt,
 			value:     value,
 		}
@@ -264,8 +266,8 @@ func (v *Viewer) localRecords(ctx context.Context, did, rev string) (*localRecor
 }
 
 // recordJSON reads a record as generic JSON (its data-model JSON form).
-func (v *Viewer) recordJSON(ctx context.Context, did, cid string) (map[string]any, error) {
-	data, err := v.store.Block(ctx, did, cid)
+func (v *Viewer) recordJSON(ctx context.Context, did string, cid cid.Cid) (map[string]any, error) {
+	data, err := v.store.Block(ctx, syntax.DID(did), cid)
 	if err != nil {
 		return nil, fmt.Errorf("record block %s of %s: %w", cid, did, err)
 	}

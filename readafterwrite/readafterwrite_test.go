@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/bluesky-social/indigo/atproto/atdata"
+	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multihash"
 
 	"github.com/hearth-pds/hearth/proxy"
 	"github.com/hearth-pds/hearth/refusal"
@@ -25,10 +28,10 @@ const (
 // fakeStore holds alice's records written after rev "3aaa".
 type fakeStore struct {
 	records []store.IndexedRecord
-	blocks  map[string][]byte
+	blocks  map[cid.Cid][]byte
 }
 
-func (f *fakeStore) RecordsSince(_ context.Context, did, since string, limit int) ([]store.IndexedRecord, error) {
+func (f *fakeStore) RecordsSince(_ context.Context, did syntax.DID, since syntax.TID, limit int) ([]store.IndexedRecord, error) {
 	var out []store.IndexedRecord
 	for _, r := range f.records {
 		if did == alice && r.Rev > since && len(out) < limit {
@@ -38,7 +41,7 @@ func (f *fakeStore) RecordsSince(_ context.Context, did, since string, limit int
 	return out, nil
 }
 
-func (f *fakeStore) Record(_ context.Context, did, collection, rkey string) (*store.RecordRef, error) {
+func (f *fakeStore) Record(_ context.Context, did syntax.DID, collection syntax.NSID, rkey syntax.RecordKey) (*store.RecordRef, error) {
 	for _, r := range f.records {
 		if did == alice && r.Collection == collection && r.RKey == rkey {
 			return &r.RecordRef, nil
@@ -47,21 +50,21 @@ func (f *fakeStore) Record(_ context.Context, did, collection, rkey string) (*st
 	return nil, store.ErrNotFound
 }
 
-func (f *fakeStore) Block(_ context.Context, _, cid string) ([]byte, error) {
-	if b, ok := f.blocks[cid]; ok {
+func (f *fakeStore) Block(_ context.Context, _ syntax.DID, c cid.Cid) ([]byte, error) {
+	if b, ok := f.blocks[c]; ok {
 		return b, nil
 	}
 	return nil, store.ErrNotFound
 }
 
-func (f *fakeStore) AccountByDID(_ context.Context, did string) (*store.Account, error) {
+func (f *fakeStore) AccountByDID(_ context.Context, did syntax.DID) (*store.Account, error) {
 	if did != alice {
 		return nil, store.ErrNotFound
 	}
 	return &store.Account{DID: alice, Handle: "alice.test"}, nil
 }
 
-func (f *fakeStore) AccountByHandle(_ context.Context, h string) (*store.Account, error) {
+func (f *fakeStore) AccountByHandle(_ context.Context, h syntax.Handle) (*store.Account, error) {
 	if h != "alice.test" {
 		return nil, store.ErrNotFound
 	}
@@ -78,13 +81,17 @@ func (f *fakeStore) put(t *testing.T, collection, rkey, rev string, at time.Time
 	if err != nil {
 		t.Fatal(err)
 	}
-	cid := "bafy" + rkey
-	f.blocks[cid] = b
+	sum, err := multihash.Sum(b, multihash.SHA2_256, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cid.NewCidV1(cid.DagCBOR, sum)
+	f.blocks[c] = b
 	f.records = append(f.records, store.IndexedRecord{
-		RecordRef: store.RecordRef{Collection: collection, RKey: rkey, CID: cid, Rev: rev},
+		RecordRef: store.RecordRef{Collection: syntax.NSID(collection), RKey: syntax.RecordKey(rkey), CID: c, Rev: syntax.TID(rev)},
 		IndexedAt: at,
 	})
-	return cid
+	return c.String()
 }
 
 // fakePipe answers each method with a scripted upstream answer.
@@ -105,7 +112,7 @@ func answer(rev, body string) func() (*proxy.Piped, error) {
 }
 
 func newViewer(t *testing.T) (*Viewer, *fakeStore, time.Time) {
-	st := &fakeStore{blocks: map[string][]byte{}}
+	st := &fakeStore{blocks: map[cid.Cid][]byte{}}
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	v := New(Config{PublicURL: "https://pds.example", CDNURLPattern: "https://cdn.example/img/%s/plain/%s/%s@jpeg"}, nil, st)
 	v.now = func() time.Time { return now }

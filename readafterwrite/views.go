@@ -32,7 +32,7 @@ func (lv *localViewer) profileBasic(ctx context.Context) (map[string]any, error)
 	if lv.authorOK {
 		return lv.author, nil
 	}
-	acct, err := lv.v.store.AccountByDID(ctx, lv.did)
+	acct, err := lv.v.store.AccountByDID(ctx, syntax.DID(lv.did))
 	if errors.Is(err, store.ErrNotFound) {
 		lv.authorOK = true
 		return nil, nil
@@ -45,7 +45,7 @@ func (lv *localViewer) profileBasic(ctx context.Context) (map[string]any, error)
 		handle = "handle.invalid"
 	}
 	view := map[string]any{"did": lv.did, "handle": handle}
-	ref, err := lv.v.store.Record(ctx, lv.did, profileNSID, "self")
+	ref, err := lv.v.store.Record(ctx, syntax.DID(lv.did), profileNSID, "self")
 	switch {
 	case err == nil:
 		profile, err := lv.v.recordJSON(ctx, lv.did, ref.CID)
@@ -354,8 +354,8 @@ func (v *Viewer) didOf(ctx context.Context, uri syntax.ATURI) string {
 	if strings.HasPrefix(auth, "did:") {
 		return auth
 	}
-	if acct, err := v.store.AccountByHandle(ctx, auth); err == nil {
-		return acct.DID
+	if acct, err := v.store.AccountByHandle(ctx, syntax.Handle(auth)); err == nil {
+		return acct.DID.String()
 	}
 	return auth
 }

@@ -27,7 +27,7 @@ type built struct {
 // so an error of the engine's own checks here means the record index and
 // the tree disagree: a damaged repository, an internal error.
 func (s *Service) build(ctx context.Context, did syntax.DID, pl *plan) (*built, error) {
-	if err := s.claimBlobs(ctx, did.String(), pl.claims); err != nil {
+	if err := s.claimBlobs(ctx, did, pl.claims); err != nil {
 		return nil, err
 	}
 	key, err := s.keys.SigningKey(ctx, did.String())
@@ -39,7 +39,7 @@ func (s *Service) build(ctx context.Context, did syntax.DID, pl *plan) (*built, 
 	if err != nil {
 		return nil, fmt.Errorf("apply writes to %s: %w", did, err)
 	}
-	event, err := commitEvent(did.String(), res)
+	event, err := commitEvent(did, res)
 	if err != nil {
 		return nil, err
 	}
@@ -55,28 +55,27 @@ func (s *Service) build(ctx context.Context, did syntax.DID, pl *plan) (*built, 
 // storeCommit is the store's form of an engine result.
 func storeCommit(did syntax.DID, pl *plan, res *repo.Result) store.Commit {
 	commit := store.Commit{
-		DID:      did.String(),
-		PrevCID:  pl.prevCID,
-		CID:      res.Commit.CID.String(),
-		Rev:      res.Commit.Rev.String(),
+		DID:      did,
+		PrevCID:  pl.head.Commit,
+		CID:      res.Commit.CID,
+		Rev:      res.Commit.Rev,
+		Removed:  res.Removed,
 		BlobRefs: pl.blobRefs,
+		Blocks:   make([]store.Block, len(res.Blocks)),
 	}
-	for _, b := range res.Blocks {
-		commit.Blocks = append(commit.Blocks, store.Block{CID: b.CID.String(), Content: b.Data})
-	}
-	for _, c := range res.Removed {
-		commit.Removed = append(commit.Removed, c.String())
+	for i, b := range res.Blocks {
+		commit.Blocks[i] = store.Block{CID: b.CID, Content: b.Data}
 	}
 	for _, op := range res.Ops {
 		collection, rkey, _ := strings.Cut(op.Path, "/")
-		ref := store.RecordRef{Collection: collection, RKey: rkey}
+		ref := store.RecordRef{Collection: syntax.NSID(collection), RKey: syntax.RecordKey(rkey)}
 		if op.Prev.Defined() {
-			commit.Released = append(commit.Released, op.Prev.String())
+			commit.Released = append(commit.Released, op.Prev)
 		}
 		if op.Action == repo.Delete {
 			commit.Deletes = append(commit.Deletes, ref)
 		} else {
-			ref.CID = op.CID.String()
+			ref.CID = op.CID
 			commit.Puts = append(commit.Puts, ref)
 		}
 	}
@@ -106,22 +105,22 @@ func (s *Service) commit(ctx context.Context, b *built) error {
 // nothing. The moves happen before the commit: if the commit then fails,
 // a moved blob stays an unreferenced upload for the collector, never a
 // reference to nothing.
-func (s *Service) claimBlobs(ctx context.Context, did string, refs []atdata.Blob) error {
+func (s *Service) claimBlobs(ctx context.Context, did syntax.DID, refs []atdata.Blob) error {
 	type move struct {
 		key string
 		c   cid.Cid
 	}
 	var moves []move
-	seen := map[string]bool{}
+	seen := map[cid.Cid]bool{}
 	for _, ref := range refs {
-		c := ref.Ref.String()
+		c := ref.Ref.CID()
 		if seen[c] {
 			continue
 		}
 		seen[c] = true
 		b, err := s.store.Blob(ctx, did, c)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && b.TakedownRef != "") {
-			return refusal.New("BlobNotFound", "Could not find blob: "+c)
+			return refusal.New("BlobNotFound", "Could not find blob: "+c.String())
 		}
 		if err != nil {
 			return err
@@ -137,7 +136,7 @@ func (s *Service) claimBlobs(ctx context.Context, did string, refs []atdata.Blob
 		if ref.Size != b.Size {
 			return refusal.New("InvalidSize", fmt.Sprintf("Referenced Size does not match stored blob. Expected: %d, Got: %d", b.Size, ref.Size))
 		}
-		moves = append(moves, move{b.TempKey, ref.Ref.CID()})
+		moves = append(moves, move{b.TempKey, c})
 	}
 	for _, m := range moves {
 		if err := s.blobs.MakePermanent(ctx, did, m.key, m.c); err != nil {

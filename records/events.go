@@ -6,6 +6,7 @@ import (
 	"time"
 
 	comatproto "github.com/bluesky-social/indigo/api/atproto"
+	"github.com/bluesky-social/indigo/atproto/syntax"
 	lexutil "github.com/bluesky-social/indigo/lex/util"
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
@@ -19,7 +20,7 @@ import (
 // commitEvent builds the #commit event of a commit (sync v1.1): its ops
 // with prev CIDs, prevData, and the blocks a consumer needs to verify and
 // invert it, as a CAR rooted at the commit.
-func commitEvent(did string, res *repo.Result) (store.NewEvent, error) {
+func commitEvent(did syntax.DID, res *repo.Result) (store.NewEvent, error) {
 	var car bytes.Buffer
 	if err := repo.WriteCAR(&car, res.Commit.CID, res.EventBlocks); err != nil {
 		return store.NewEvent{}, fmt.Errorf("encode commit blocks: %w", err)
@@ -38,7 +39,7 @@ func commitEvent(did string, res *repo.Result) (store.NewEvent, error) {
 		ops = append(ops, o)
 	}
 	evt := &comatproto.SyncSubscribeRepos_Commit{
-		Repo:   did,
+		Repo:   did.String(),
 		Commit: lexutil.LexLink(res.Commit.CID),
 		Rev:    res.Commit.Rev.String(),
 		Blocks: car.Bytes(),
@@ -53,7 +54,7 @@ func commitEvent(did string, res *repo.Result) (store.NewEvent, error) {
 		l := lexutil.LexLink(res.Commit.PrevData)
 		evt.PrevData = &l
 	}
-	return store.NewEvent{DID: did, Kind: "commit", Encode: func(seq int64, at time.Time) ([]byte, error) {
+	return store.NewEvent{DID: did, Kind: store.KindCommit, Encode: func(seq int64, at time.Time) ([]byte, error) {
 		e := *evt
 		e.Time = at.UTC().Format(datetime.Layout)
 		return sequencer.EncodeCommit(seq, &e)

@@ -18,7 +18,6 @@ import (
 // result per write, and the net change of each path for the commit.
 type plan struct {
 	src      blockSource
-	prevCID  string    // the head's commit CID, as the store holds it
 	head     repo.Head // the head the commit is built on
 	results  []Result
 	writes   []repo.Write // one per changed path, in the order paths first appear
@@ -32,19 +31,15 @@ type plan struct {
 // planHead reads the head the commit will follow and checks swapCommit
 // against it.
 func (s *Service) planHead(ctx context.Context, c *call) (*plan, error) {
-	root, err := s.store.RepoRoot(ctx, c.did.String())
+	root, err := s.store.RepoRoot(ctx, c.did)
 	if err != nil {
 		return nil, fmt.Errorf("repo root of %s: %w", c.did, err)
 	}
-	if c.swapCommit != "" && c.swapCommit != root.CID {
-		return nil, refusal.New("InvalidSwap", "Commit was at "+root.CID)
+	if c.swapCommit.Defined() && c.swapCommit != root.CID {
+		return nil, refusal.New("InvalidSwap", "Commit was at "+root.CID.String())
 	}
-	pl := &plan{src: blockSource{store: s.store, did: c.did.String()}, prevCID: root.CID}
-	headCID, err := cid.Decode(root.CID)
-	if err != nil {
-		return nil, fmt.Errorf("repo root of %s: %w", c.did, err)
-	}
-	if pl.head, err = s.head(ctx, pl.src, c.did, headCID); err != nil {
+	pl := &plan{src: blockSource{store: s.store, did: c.did}}
+	if pl.head, err = s.head(ctx, pl.src, c.did, root.CID); err != nil {
 		return nil, err
 	}
 	return pl, nil
@@ -54,8 +49,8 @@ func (s *Service) planHead(ctx context.Context, c *call) (*plan, error) {
 type pathState struct {
 	collection syntax.NSID
 	rkey       syntax.RecordKey
-	before     string    // record CID in the index before the call ("" absent)
-	now        string    // record CID after the writes so far
+	before     cid.Cid   // record CID in the index before the call (cid.Undef: absent)
+	now        cid.Cid   // record CID after the writes so far
 	put        *prepared // the write that put now
 }
 
@@ -65,12 +60,17 @@ type pathState struct {
 // once, so create then delete, create then update, update then update,
 // update then delete and delete then create of one path are accepted, and
 // a second create of a path, or an update or delete of one the call
-// already deleted, are refused. The official's #commit then lists one op
-// per write, with prev read before the call; consumers refuse a path
-// named twice (indigo's NormalizeOps) and a create whose record is not in
-// the tree, so Hearth's commit carries the net change per path instead:
-// create then delete of a new path is no op, delete then create an update,
-// and so on. The XRPC answer still has one result per write.
+// already deleted, are refused (the official fails those with a 500 from
+// its tree; Hearth names the mistake). The official's #commit then lists
+// one op per write, each with the prev the record index had before the
+// call (its transactor's formatCommit), so create then delete is a create
+// op and a delete op without prev, and the record ends absent. Consumers
+// refuse that: indigo's VerifyCommitMessage finds a create whose record is
+// not in the tree, and NormalizeOps a path named twice. Hearth's commit
+// carries the net change per path instead: create then delete of a new
+// path is no op (the commit still advances the rev), delete then create
+// an update, and so on. The XRPC answer has one result per write, as the
+// official's.
 //
 // The repository must be locked.
 func (s *Service) plan(ctx context.Context, c *call) (*plan, error) {
@@ -79,55 +79,61 @@ func (s *Service) plan(ctx context.Context, c *call) (*plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	paths := make(map[string]*pathState, len(c.writes))
-	var order []*pathState
+	// One state per path, in the order paths first appear; the map finds
+	// a path named again.
+	states := make([]pathState, 0, len(c.writes))
+	index := make(map[string]int, len(c.writes))
+	pl.results = make([]Result, 0, len(c.writes))
 	for i := range c.writes {
 		p := &c.writes[i]
 		path := p.collection.String() + "/" + p.rkey.String()
-		st, ok := paths[path]
+		n, ok := index[path]
 		if !ok {
-			current, err := s.store.Record(ctx, did.String(), p.collection.String(), p.rkey.String())
+			current, err := s.store.Record(ctx, did, p.collection, p.rkey)
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return nil, err
 			}
-			st = &pathState{collection: p.collection, rkey: p.rkey}
+			st := pathState{collection: p.collection, rkey: p.rkey}
 			if err == nil {
 				st.before, st.now = current.CID, current.CID
 			}
-			paths[path] = st
-			order = append(order, st)
+			n = len(states)
+			index[path] = n
+			states = append(states, st)
 		}
-		res, changed, err := st.step(did, p)
+		res, changed, err := states[n].step(did, p)
 		if err != nil {
 			return nil, err
 		}
 		pl.results = append(pl.results, res)
 		pl.changed = pl.changed || changed
 	}
-	pl.net(order)
+	pl.net(states)
 	return pl, nil
 }
 
 // net adds the commit's writes: each path's change from before the call
 // to after it. Only records the commit leaves in the repository claim
 // their blobs (one created and deleted in the call references nothing).
-func (pl *plan) net(paths []*pathState) {
-	for _, st := range paths {
+func (pl *plan) net(paths []pathState) {
+	pl.writes = make([]repo.Write, 0, len(paths))
+	for i := range paths {
+		st := &paths[i]
 		switch {
 		case st.before == st.now:
 			continue
-		case st.now == "":
+		case !st.now.Defined():
 			pl.writes = append(pl.writes, repo.Write{Action: repo.Delete, Collection: st.collection, RKey: st.rkey})
 			continue
 		}
 		action := repo.Update
-		if st.before == "" {
+		if !st.before.Defined() {
 			action = repo.Create
 		}
 		p := st.put
 		pl.writes = append(pl.writes, repo.Write{Action: action, Collection: p.collection, RKey: p.rkey, Record: p.cbor})
 		for _, b := range p.blobs {
-			pl.blobRefs = append(pl.blobRefs, store.BlobRef{Collection: p.collection.String(), RKey: p.rkey.String(), CID: b.Ref.String()})
+			pl.blobRefs = append(pl.blobRefs, store.BlobRef{Collection: p.collection, RKey: p.rkey, CID: b.Ref.CID()})
 			pl.claims = append(pl.claims, b)
 		}
 	}
@@ -137,7 +143,7 @@ func (pl *plan) net(paths []*pathState) {
 // changed is false for a write that changes nothing (deleteRecord of an
 // absent record, a record rewritten as it is).
 func (st *pathState) step(did syntax.DID, p *prepared) (res Result, changed bool, err error) {
-	exists := st.now != ""
+	exists := st.now.Defined()
 	if p.action == repo.Delete && !exists && p.lenient {
 		// deleteRecord of what is not there changes nothing, whatever its
 		// swap says, as with the official PDS: no commit.
@@ -146,10 +152,10 @@ func (st *pathState) step(did syntax.DID, p *prepared) (res Result, changed bool
 	if p.swapRecord != nil {
 		switch {
 		case *p.swapRecord == "" && exists:
-			return res, false, refusal.New("InvalidSwap", "Record was at "+st.now)
-		case *p.swapRecord != "" && st.now != *p.swapRecord:
+			return res, false, refusal.New("InvalidSwap", "Record was at "+st.now.String())
+		case *p.swapRecord != "" && (!exists || st.now.String() != *p.swapRecord):
 			if exists {
-				return res, false, refusal.New("InvalidSwap", "Record was at "+st.now)
+				return res, false, refusal.New("InvalidSwap", "Record was at "+st.now.String())
 			}
 			return res, false, refusal.New("InvalidSwap", "Record was at null")
 		}
@@ -167,16 +173,16 @@ func (st *pathState) step(did syntax.DID, p *prepared) (res Result, changed bool
 	case action == repo.Update && st.now == p.cid:
 		// Rewriting a record as it is changes nothing: no commit, as with
 		// the official PDS.
-		return Result{Action: repo.Update, URI: p.uri(did), CID: p.cid, ValidationStatus: p.status}, false, nil
+		return Result{Action: repo.Update, URI: p.uri(did), CID: p.cid.String(), ValidationStatus: p.status}, false, nil
 	case action == repo.Delete && !exists:
 		return res, false, invalidRequest("Could not find record: %s", p.uri(did))
 	}
 	if action == repo.Delete {
-		st.now, st.put = "", nil
-	} else {
-		st.now, st.put = p.cid, p
+		st.now, st.put = cid.Undef, nil
+		return Result{Action: action, URI: p.uri(did)}, true, nil
 	}
-	return Result{Action: action, URI: p.uri(did), CID: p.cid, ValidationStatus: p.status}, true, nil
+	st.now, st.put = p.cid, p
+	return Result{Action: action, URI: p.uri(did), CID: p.cid.String(), ValidationStatus: p.status}, true, nil
 }
 
 // head returns the repository head at commit c: remembered from the last

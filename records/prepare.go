@@ -22,7 +22,7 @@ import (
 type call struct {
 	did        syntax.DID
 	writes     []prepared
-	swapCommit string // a valid CID, or "" for no check
+	swapCommit cid.Cid // cid.Undef for no check
 }
 
 // prepareCall checks what a request can be checked for alone: the write
@@ -49,10 +49,9 @@ func (s *Service) prepareCall(ctx context.Context, req Request) (*call, error) {
 		c.writes = append(c.writes, p)
 	}
 	if req.SwapCommit != "" {
-		if _, err := cid.Decode(req.SwapCommit); err != nil {
+		if c.swapCommit, err = cid.Decode(req.SwapCommit); err != nil {
 			return nil, invalidRequest("Invalid CID string (got %q) at $.swapCommit", req.SwapCommit)
 		}
-		c.swapCommit = req.SwapCommit
 	}
 	return c, nil
 }
@@ -67,7 +66,7 @@ func (s *Service) writable(ctx context.Context, repoID syntax.AtIdentifier, call
 	if err != nil {
 		return "", err
 	}
-	if a.DID != caller.String() {
+	if a.DID != caller {
 		return "", refusal.New("AuthenticationRequired", "Authentication Required")
 	}
 	if a.TakedownRef != "" {
@@ -87,7 +86,7 @@ type prepared struct {
 	collection syntax.NSID
 	rkey       syntax.RecordKey
 	cbor       []byte
-	cid        string
+	cid        cid.Cid
 	status     string
 	swapRecord *string
 	blobs      []atdata.Blob // blobs the record references
@@ -179,7 +178,7 @@ func (s *Service) prepareRecord(p *prepared, record map[string]any, validate *bo
 	if err != nil {
 		return err
 	}
-	p.cbor, p.cid = cbor, c.String()
+	p.cbor, p.cid = cbor, c
 	return nil
 }
 

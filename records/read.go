@@ -36,34 +36,35 @@ func (s *Service) ResolveRepo(ctx context.Context, raw string) (*store.Account, 
 // account looks a hosted account up by DID or handle (store.ErrNotFound).
 func (s *Service) account(ctx context.Context, raw string) (*store.Account, error) {
 	if strings.HasPrefix(raw, "did:") {
-		return s.store.AccountByDID(ctx, raw)
+		return s.store.AccountByDID(ctx, syntax.DID(raw))
 	}
-	return s.store.AccountByHandle(ctx, raw)
+	return s.store.AccountByHandle(ctx, syntax.Handle(raw))
 }
 
 // GetRecord reads one record; wantCID, when set, must match the current
 // version.
-func (s *Service) GetRecord(ctx context.Context, did, collection, rkey, wantCID string) (*Record, error) {
-	uri := "at://" + did + "/" + collection + "/" + rkey
+func (s *Service) GetRecord(ctx context.Context, did syntax.DID, collection, rkey, wantCID string) (*Record, error) {
+	uri := "at://" + did.String() + "/" + collection + "/" + rkey
 	notFound := refusal.New("RecordNotFound", "Could not locate record: "+uri)
-	ref, err := s.store.Record(ctx, did, collection, rkey)
+	// A name that does not parse finds nothing.
+	ref, err := s.store.Record(ctx, did, syntax.NSID(collection), syntax.RecordKey(rkey))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, notFound
 	}
 	if err != nil {
 		return nil, err
 	}
-	if wantCID != "" && wantCID != ref.CID {
+	if wantCID != "" && wantCID != ref.CID.String() {
 		return nil, notFound
 	}
 	value, err := s.recordValue(ctx, did, ref.CID)
 	if err != nil {
 		return nil, err
 	}
-	return &Record{URI: uri, CID: ref.CID, Value: value}, nil
+	return &Record{URI: uri, CID: ref.CID.String(), Value: value}, nil
 }
 
-func (s *Service) recordValue(ctx context.Context, did, c string) (map[string]any, error) {
+func (s *Service) recordValue(ctx context.Context, did syntax.DID, c cid.Cid) (map[string]any, error) {
 	data, err := s.store.Block(ctx, did, c)
 	if err != nil {
 		return nil, fmt.Errorf("record block %s of %s: %w", c, did, err)
@@ -77,8 +78,8 @@ func (s *Service) recordValue(ctx context.Context, did, c string) (map[string]an
 
 // ListRecords lists a collection, newest record key first unless reverse.
 // The cursor is the last record key of the previous page.
-func (s *Service) ListRecords(ctx context.Context, did, collection string, limit int, cursor string, reverse bool) ([]Record, string, error) {
-	refs, err := s.store.ListRecords(ctx, did, collection, limit, cursor, reverse)
+func (s *Service) ListRecords(ctx context.Context, did syntax.DID, collection string, limit int, cursor string, reverse bool) ([]Record, string, error) {
+	refs, err := s.store.ListRecords(ctx, did, syntax.NSID(collection), limit, cursor, reverse)
 	if err != nil {
 		return nil, "", err
 	}
@@ -88,31 +89,31 @@ func (s *Service) ListRecords(ctx context.Context, did, collection string, limit
 		if err != nil {
 			return nil, "", err
 		}
-		out = append(out, Record{URI: "at://" + did + "/" + collection + "/" + ref.RKey, CID: ref.CID, Value: value})
+		out = append(out, Record{URI: "at://" + did.String() + "/" + collection + "/" + ref.RKey.String(), CID: ref.CID.String(), Value: value})
 	}
 	// Like the official PDS, every non-empty page names a cursor; the
 	// client stops at an empty page.
 	next := ""
 	if len(refs) > 0 {
-		next = refs[len(refs)-1].RKey
+		next = refs[len(refs)-1].RKey.String()
 	}
 	return out, next, nil
 }
 
 // Collections lists the collections of a repository.
-func (s *Service) Collections(ctx context.Context, did string) ([]string, error) {
+func (s *Service) Collections(ctx context.Context, did syntax.DID) ([]syntax.NSID, error) {
 	return s.store.Collections(ctx, did)
 }
 
 // Head is a repository's current commit.
 type Head struct {
-	CID string
-	Rev string
+	CID cid.Cid
+	Rev syntax.TID
 }
 
 // LatestCommit returns a hosted repository's head; inactive accounts get
 // the official refusals.
-func (s *Service) LatestCommit(ctx context.Context, did string) (*Head, error) {
+func (s *Service) LatestCommit(ctx context.Context, did syntax.DID) (*Head, error) {
 	if err := s.Servable(ctx, did); err != nil {
 		return nil, err
 	}
@@ -127,15 +128,15 @@ func (s *Service) LatestCommit(ctx context.Context, did string) (*Head, error) {
 // repositories, with the official error names. A deactivated repository
 // stays readable by its owner and the admin (see AsOwner, AsAdmin), as with the
 // official PDS, so a user can still export it.
-func (s *Service) Servable(ctx context.Context, did string) error {
+func (s *Service) Servable(ctx context.Context, did syntax.DID) error {
 	a, err := s.store.AccountByDID(ctx, did)
 	if errors.Is(err, store.ErrNotFound) {
-		return refusal.New("RepoNotFound", "Could not find repo for DID: "+did)
+		return refusal.New("RepoNotFound", "Could not find repo for DID: "+did.String())
 	}
 	if err != nil {
 		return err
 	}
-	if rd := readerOf(ctx); a.TakedownRef == "" && a.DeactivatedAt != nil && (rd.admin || rd.did == did) {
+	if rd := readerOf(ctx); a.TakedownRef == "" && a.DeactivatedAt != nil && (rd.admin || rd.did == did.String()) {
 		return nil
 	}
 	if !a.Active() {
@@ -172,17 +173,19 @@ func readerOf(ctx context.Context) reader {
 // Export is a checked getRepo, ready to stream.
 type Export struct {
 	store  Store
-	did    string
-	since  string
+	did    syntax.DID
+	since  syntax.TID
 	root   cid.Cid
 	commit []byte
 }
 
 // PrepareExport checks a getRepo (servable repository, since a TID) and
 // reads its head, so refusals are XRPC errors before any byte is sent.
-func (s *Service) PrepareExport(ctx context.Context, did, since string) (*Export, error) {
+func (s *Service) PrepareExport(ctx context.Context, did syntax.DID, since string) (*Export, error) {
+	var rev syntax.TID
 	if since != "" {
-		if _, err := syntax.ParseTID(since); err != nil {
+		var err error
+		if rev, err = syntax.ParseTID(since); err != nil {
 			return nil, invalidRequest("Invalid since: %s", since)
 		}
 	}
@@ -190,15 +193,11 @@ func (s *Service) PrepareExport(ctx context.Context, did, since string) (*Export
 	if err != nil {
 		return nil, err
 	}
-	root, err := cid.Decode(head.CID)
-	if err != nil {
-		return nil, fmt.Errorf("repo root of %s: %w", did, err)
-	}
 	commit, err := s.store.Block(ctx, did, head.CID)
 	if err != nil {
 		return nil, fmt.Errorf("commit block of %s: %w", did, err)
 	}
-	return &Export{store: s.store, did: did, since: since, root: root, commit: commit}, nil
+	return &Export{store: s.store, did: did, since: rev, root: head.CID, commit: commit}, nil
 }
 
 // WriteTo streams the repository as a CAR v1: the commit, then every other
@@ -215,14 +214,10 @@ func (e *Export) WriteTo(ctx context.Context, w io.Writer) error {
 		return err
 	}
 	err = e.store.BlocksSince(ctx, e.did, e.since, func(b store.Block) error {
-		c, err := cid.Decode(b.CID)
-		if err != nil {
-			return fmt.Errorf("block %q of %s: %w", b.CID, e.did, err)
-		}
-		if c == e.root {
+		if b.CID == e.root {
 			return nil
 		}
-		return cw.Write(c, b.Content)
+		return cw.Write(b.CID, b.Content)
 	})
 	if err != nil {
 		return err
@@ -232,7 +227,7 @@ func (e *Export) WriteTo(ctx context.Context, w io.Writer) error {
 
 // RecordProof writes a CAR proving a record's presence or absence at the
 // current commit.
-func (s *Service) RecordProof(ctx context.Context, w io.Writer, did, collection, rkey string) error {
+func (s *Service) RecordProof(ctx context.Context, w io.Writer, did syntax.DID, collection, rkey string) error {
 	head, err := s.LatestCommit(ctx, did)
 	if err != nil {
 		return err
@@ -245,24 +240,22 @@ func (s *Service) RecordProof(ctx context.Context, w io.Writer, did, collection,
 	if err != nil {
 		return invalidRequest("Invalid record key: %s", rkey)
 	}
-	root, _ := cid.Decode(head.CID)
 	// A missing record gets its proof of absence, as the official PDS
 	// answers.
-	blocks, _, err := repo.RecordProof(ctx, blockSource{store: s.store, did: did}, root, nsid, key)
+	blocks, _, err := repo.RecordProof(ctx, blockSource{store: s.store, did: did}, head.CID, nsid, key)
 	if err != nil {
 		return err
 	}
-	return repo.WriteCAR(w, root, blocks)
+	return repo.WriteCAR(w, head.CID, blocks)
 }
 
 // Blocks writes the requested blocks of a repository as a CAR rooted at
 // its head; an unknown CID is refused.
-func (s *Service) Blocks(ctx context.Context, w io.Writer, did string, cids []string) error {
+func (s *Service) Blocks(ctx context.Context, w io.Writer, did syntax.DID, cids []string) error {
 	head, err := s.LatestCommit(ctx, did)
 	if err != nil {
 		return err
 	}
-	root, _ := cid.Decode(head.CID)
 	blocks := make([]repo.Block, 0, len(cids))
 	var missing []string
 	for _, raw := range cids {
@@ -270,7 +263,7 @@ func (s *Service) Blocks(ctx context.Context, w io.Writer, did string, cids []st
 		if err != nil {
 			return invalidRequest("Invalid CID string (got %q) at $.cids", raw)
 		}
-		data, err := s.store.Block(ctx, did, c.String())
+		data, err := s.store.Block(ctx, did, c)
 		if errors.Is(err, store.ErrNotFound) {
 			missing = append(missing, raw)
 			continue
@@ -283,22 +276,22 @@ func (s *Service) Blocks(ctx context.Context, w io.Writer, did string, cids []st
 	if len(missing) > 0 {
 		return invalidRequest("Could not find cids: %s", strings.Join(missing, ","))
 	}
-	return repo.WriteCAR(w, root, blocks)
+	return repo.WriteCAR(w, head.CID, blocks)
 }
 
 // RepoStatus is com.atproto.sync.getRepoStatus's answer.
 type RepoStatus struct {
-	DID    string
+	DID    syntax.DID
 	Active bool
 	Status string
-	Rev    string
+	Rev    syntax.TID
 }
 
 // Status reports whether a repository is served, and its rev when active.
-func (s *Service) Status(ctx context.Context, did string) (*RepoStatus, error) {
+func (s *Service) Status(ctx context.Context, did syntax.DID) (*RepoStatus, error) {
 	a, err := s.store.AccountByDID(ctx, did)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, refusal.New("RepoNotFound", "Could not find repo for DID: "+did)
+		return nil, refusal.New("RepoNotFound", "Could not find repo for DID: "+did.String())
 	}
 	if err != nil {
 		return nil, err
@@ -322,7 +315,7 @@ func (s *Service) ListRepos(ctx context.Context, cursor string, limit int) ([]st
 	}
 	next := ""
 	if len(repos) == limit && limit > 0 {
-		next = repos[len(repos)-1].DID
+		next = repos[len(repos)-1].DID.String()
 	}
 	return repos, next, nil
 }

@@ -30,18 +30,18 @@ import (
 // implements it. Errors are the store package's (store.ErrNotFound,
 // store.ErrRepoChanged, store.ErrBlobNotFound).
 type Store interface {
-	AccountByDID(ctx context.Context, did string) (*store.Account, error)
-	AccountByHandle(ctx context.Context, handle string) (*store.Account, error)
-	SigningKey(ctx context.Context, did string) ([]byte, error)
-	Blob(ctx context.Context, did, cid string) (*store.Blob, error)
+	AccountByDID(ctx context.Context, did syntax.DID) (*store.Account, error)
+	AccountByHandle(ctx context.Context, handle syntax.Handle) (*store.Account, error)
+	SigningKey(ctx context.Context, did syntax.DID) ([]byte, error)
+	Blob(ctx context.Context, did syntax.DID, c cid.Cid) (*store.Blob, error)
 
-	RepoRoot(ctx context.Context, did string) (*store.RepoRoot, error)
+	RepoRoot(ctx context.Context, did syntax.DID) (*store.RepoRoot, error)
 	ApplyCommit(ctx context.Context, c store.Commit) ([]store.Event, error)
-	Block(ctx context.Context, did, cid string) ([]byte, error)
-	BlocksSince(ctx context.Context, did, sinceRev string, fn func(store.Block) error) error
-	Record(ctx context.Context, did, collection, rkey string) (*store.RecordRef, error)
-	ListRecords(ctx context.Context, did, collection string, limit int, cursor string, reverse bool) ([]store.RecordRef, error)
-	Collections(ctx context.Context, did string) ([]string, error)
+	Block(ctx context.Context, did syntax.DID, c cid.Cid) ([]byte, error)
+	BlocksSince(ctx context.Context, did syntax.DID, sinceRev syntax.TID, fn func(store.Block) error) error
+	Record(ctx context.Context, did syntax.DID, collection syntax.NSID, rkey syntax.RecordKey) (*store.RecordRef, error)
+	ListRecords(ctx context.Context, did syntax.DID, collection syntax.NSID, limit int, cursor string, reverse bool) ([]store.RecordRef, error)
+	Collections(ctx context.Context, did syntax.DID) ([]syntax.NSID, error)
 	ListRepos(ctx context.Context, cursor string, limit int) ([]store.RepoInfo, error)
 }
 
@@ -53,7 +53,7 @@ type Publisher interface {
 // BlobMover makes an uploaded blob permanent when a record first
 // references it; it must be idempotent (a retried commit moves again).
 type BlobMover interface {
-	MakePermanent(ctx context.Context, did, tempKey string, c cid.Cid) error
+	MakePermanent(ctx context.Context, did syntax.DID, tempKey string, c cid.Cid) error
 }
 
 // Signer gives an account's repo signing key (keyring.Keyring does, and
@@ -167,24 +167,24 @@ func (s *Service) Apply(ctx context.Context, req Request) (*Response, error) {
 	if err := s.commit(ctx, b); err != nil {
 		return nil, err
 	}
-	return &Response{Commit: &CommitMeta{CID: b.commit.CID, Rev: b.commit.Rev}, Results: pl.results}, nil
+	return &Response{Commit: &CommitMeta{CID: b.commit.CID.String(), Rev: b.commit.Rev.String()}, Results: pl.results}, nil
 }
 
 func accountInactive(a *store.Account) error {
 	if a.TakedownRef != "" {
-		return refusal.New("RepoTakendown", "Repo has been takendown: "+a.DID)
+		return refusal.New("RepoTakendown", "Repo has been takendown: "+a.DID.String())
 	}
-	return refusal.New("RepoDeactivated", "Repo has been deactivated: "+a.DID)
+	return refusal.New("RepoDeactivated", "Repo has been deactivated: "+a.DID.String())
 }
 
 // blockSource reads one repository's blocks from the store.
 type blockSource struct {
 	store Store
-	did   string
+	did   syntax.DID
 }
 
 func (b blockSource) GetBlock(ctx context.Context, c cid.Cid) ([]byte, error) {
-	data, err := b.store.Block(ctx, b.did, c.String())
+	data, err := b.store.Block(ctx, b.did, c)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, fmt.Errorf("%w: %s", repo.ErrBlockNotFound, c)
 	}

@@ -36,7 +36,7 @@ func (e *events) Publish(evs ...store.Event) {
 
 const did = "did:plc:aaaaaaaaaaaaaaaaaaaaaaaa"
 
-func newService(t *testing.T) (*Service, *events, store.Store) {
+func newService(t testing.TB) (*Service, *events, store.Store) {
 	t.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "hearth.sqlite"))
@@ -51,10 +51,10 @@ func newService(t *testing.T) (*Service, *events, store.Store) {
 	}
 	na := store.NewAccount{
 		Account:    store.Account{DID: did, Handle: "alice.test", Email: "a@example.com", PasswordHash: "x", CreatedAt: time.Now()},
-		SigningKey: key.Bytes(), RootCID: root.String(), Rev: "2222222222222",
+		SigningKey: key.Bytes(), RootCID: root, Rev: "2222222222222",
 	}
 	for _, b := range blocks {
-		na.Blocks = append(na.Blocks, store.Block{CID: b.CID.String(), Content: b.Data})
+		na.Blocks = append(na.Blocks, store.Block{CID: b.CID, Content: b.Data})
 	}
 	if _, err := st.CreateAccount(ctx, na); err != nil {
 		t.Fatal(err)
@@ -128,7 +128,7 @@ func TestApplySwapsAndEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	root, _ := st.RepoRoot(ctx, did)
-	if root.CID != created.Commit.CID || len(ev.got) != 1 || ev.got[0].Kind != "commit" {
+	if root.CID.String() != created.Commit.CID || len(ev.got) != 1 || ev.got[0].Kind != "commit" {
 		t.Fatalf("head %s, commit %s, events %+v", root.CID, created.Commit.CID, ev.got)
 	}
 	wrongCID := "bafyreie5737gdxlw5i64vzichcalba3z2v5n6icifvx5xytvske7mr3hpm"
@@ -169,7 +169,7 @@ func TestApplySwapsAndEvents(t *testing.T) {
 		t.Errorf("identical put: %+v, %v, %d events", same, err, len(ev.got))
 	}
 	// A matching swap goes through.
-	if _, err := svc.Apply(ctx, Request{Repo: did, Caller: did, SwapCommit: root.CID, Writes: []Write{{Action: Upsert, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2b", Record: post("two"), SwapRecord: ptr(created.Results[0].CID)}}}); err != nil {
+	if _, err := svc.Apply(ctx, Request{Repo: did, Caller: did, SwapCommit: root.CID.String(), Writes: []Write{{Action: Upsert, Collection: "app.bsky.feed.post", RKey: "3l3qo2vutsw2b", Record: post("two"), SwapRecord: ptr(created.Results[0].CID)}}}); err != nil {
 		t.Fatal(err)
 	}
 	rec, err := svc.GetRecord(ctx, did, "app.bsky.feed.post", "3l3qo2vutsw2b", "")

@@ -7,14 +7,17 @@ import (
 	"io"
 
 	comatproto "github.com/bluesky-social/indigo/api/atproto"
+
+	"github.com/hearth-pds/hearth/store"
 )
 
-// Frame types (the header's "t") of com.atproto.sync.subscribeRepos.
+// Frame types (the header's "t") of com.atproto.sync.subscribeRepos: the
+// kind of each stored event, and #info.
 const (
-	TypeCommit   = "#commit"
-	TypeSync     = "#sync"
-	TypeIdentity = "#identity"
-	TypeAccount  = "#account"
+	TypeCommit   = "#" + string(store.KindCommit)
+	TypeSync     = "#" + string(store.KindSync)
+	TypeIdentity = "#" + string(store.KindIdentity)
+	TypeAccount  = "#" + string(store.KindAccount)
 	TypeInfo     = "#info"
 )
 

@@ -23,6 +23,8 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/ipfs/go-cid"
 	"github.com/multiformats/go-multihash"
+
+	"github.com/hearth-pds/hearth/store"
 )
 
 // memStore is an in-memory Store. write plays a writer's transaction: it
@@ -30,8 +32,8 @@ import (
 // one lock, as the single SQLite writer does.
 type memStore struct {
 	mu     sync.Mutex
-	events []Event // kept events, increasing seq
-	max    int64   // highest seq ever assigned
+	events []store.Event // kept events, increasing seq
+	max    int64         // highest seq ever assigned
 
 	readDelay atomic.Int64 // nanoseconds each EventsAfter sleeps
 	failReads atomic.Bool
@@ -43,7 +45,7 @@ var _ Store = (*memStore)(nil)
 
 var errStoreDown = errors.New("store is down")
 
-func (m *memStore) EventsAfter(ctx context.Context, cursor int64, limit int) ([]Event, error) {
+func (m *memStore) EventsAfter(ctx context.Context, cursor int64, limit int) ([]store.Event, error) {
 	m.reads.Add(1)
 	if f := m.onRead.Load(); f != nil {
 		(*f)(cursor)
@@ -81,7 +83,7 @@ func (m *memStore) OldestSeq(context.Context) (int64, error) {
 }
 
 // write stores the next event, framed by frame(seq), and returns it.
-func (m *memStore) write(tb testing.TB, frame func(seq int64) ([]byte, error)) Event {
+func (m *memStore) write(tb testing.TB, frame func(seq int64) ([]byte, error)) store.Event {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	seq := m.max + 1
@@ -89,7 +91,7 @@ func (m *memStore) write(tb testing.TB, frame func(seq int64) ([]byte, error)) E
 	if err != nil {
 		tb.Errorf("encode event %d: %v", seq, err)
 	}
-	ev := Event{Seq: seq, Time: time.Now(), Frame: b}
+	ev := store.Event{Seq: seq, Time: time.Now(), Frame: b}
 	m.events = append(m.events, ev)
 	m.max = seq
 	return ev

@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/hearth-pds/hearth/refusal"
+	"github.com/hearth-pds/hearth/store"
 )
 
 // Defaults of Config.
@@ -117,7 +118,7 @@ type Sequencer struct {
 	// The hand-off from Publish to the broadcaster. A channel rather than
 	// a mutex-guarded slice: a writer never waits behind a broadcaster
 	// that was descheduled while holding a lock.
-	inbox  chan Event
+	inbox  chan store.Event
 	resync atomic.Bool // events were dropped from the inbox: read the store
 	closed atomic.Bool // set by Close, under connMu
 
@@ -173,7 +174,7 @@ func New(ctx context.Context, st Store, cfg Config) (*Sequencer, error) {
 				refusal.Write(w, refusal.WithStatus(status, "InvalidRequest", reason.Error()))
 			},
 		},
-		inbox:           make(chan Event, cfg.inboxCap),
+		inbox:           make(chan store.Event, cfg.inboxCap),
 		subs:            make(map[*subscriber]struct{}),
 		conns:           make(map[*subscriber]struct{}),
 		broadcasterDone: make(chan struct{}),
@@ -195,7 +196,7 @@ func New(ctx context.Context, st Store, cfg Config) (*Sequencer, error) {
 //
 // Publishing before the commit is a bug: a subscriber could be sent an
 // event that then rolls back.
-func (s *Sequencer) Publish(events ...Event) {
+func (s *Sequencer) Publish(events ...store.Event) {
 	if s.closed.Load() {
 		return
 	}
@@ -275,7 +276,7 @@ func (s *Sequencer) broadcast() {
 	defer close(s.broadcasterDone)
 	poll := time.NewTicker(s.cfg.PollInterval)
 	defer poll.Stop()
-	batch := make([]Event, 0, 64)
+	batch := make([]store.Event, 0, 64)
 	for {
 		batch = batch[:0]
 		readStore := false
@@ -323,8 +324,8 @@ func (s *Sequencer) broadcast() {
 // not follow the head directly means another one is missing from the
 // hand-off (a concurrent writer's Publish still on its way, or a seq never
 // used): the store, which holds every committed event, fills the gap.
-func (s *Sequencer) advance(batch []Event, readStore bool) error {
-	slices.SortFunc(batch, func(a, b Event) int { return cmp.Compare(a.Seq, b.Seq) })
+func (s *Sequencer) advance(batch []store.Event, readStore bool) error {
+	slices.SortFunc(batch, func(a, b store.Event) int { return cmp.Compare(a.Seq, b.Seq) })
 	head := s.head.Load()
 	start := 0 // batch[start:] is not handed out yet
 	for i, ev := range batch {
@@ -374,7 +375,7 @@ func (s *Sequencer) catchUp(target int64) (int64, error) {
 // deliver appends events (in increasing seq order; any at or below the
 // head are skipped) to every registered subscriber's queue and moves the
 // head. A subscriber whose queue is full is unregistered.
-func (s *Sequencer) deliver(evs []Event) {
+func (s *Sequencer) deliver(evs []store.Event) {
 	if len(evs) == 0 {
 		return
 	}
@@ -431,7 +432,7 @@ func (s *Sequencer) untrack(sub *subscriber) {
 }
 
 // readPage reads one page of stored events after cursor.
-func (s *Sequencer) readPage(cursor int64) ([]Event, error) {
+func (s *Sequencer) readPage(cursor int64) ([]store.Event, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, storeTimeout)
 	defer cancel()
 	evs, err := s.store.EventsAfter(ctx, cursor, s.cfg.pageSize)

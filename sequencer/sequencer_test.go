@@ -19,12 +19,14 @@ import (
 	"github.com/bluesky-social/indigo/events"
 	"github.com/bluesky-social/indigo/events/schedulers/sequential"
 	"github.com/gorilla/websocket"
+
+	"github.com/hearth-pds/hearth/store"
 )
 
 // writeAndPublish is what a writer does: its transaction stores the event
 // with its frame, then, after the commit, it publishes the same bytes.
-func writeAndPublish(tb testing.TB, st *memStore, s *Sequencer, n int) []Event {
-	out := make([]Event, 0, n)
+func writeAndPublish(tb testing.TB, st *memStore, s *Sequencer, n int) []store.Event {
+	out := make([]store.Event, 0, n)
 	for range n {
 		ev := st.write(tb, identityFrame)
 		s.Publish(ev)
@@ -383,7 +385,7 @@ func TestPublishOverflowFallsBackToStore(t *testing.T) {
 	s, url := newTestSequencer(t, st, Config{PollInterval: time.Hour, inboxCap: 4})
 	c := dial(t, url, "")
 	waitFor(t, "registration", 5*time.Second, func() bool { return s.registered() == 1 })
-	var batch []Event
+	var batch []store.Event
 	for range 10 {
 		batch = append(batch, st.write(t, identityFrame))
 	}

@@ -2,22 +2,9 @@ package sequencer
 
 import (
 	"context"
-	"time"
-)
 
-// Event is one sequenced firehose event as it is stored and sent.
-type Event struct {
-	// Seq is the event's sequence number, assigned by the store inside the
-	// write transaction; 1..MaxSeq, increasing, gaps allowed.
-	Seq int64
-	// Time is when the event was sequenced. The sequencer does not need it
-	// to stream; it is carried for logs and lag metrics.
-	Time time.Time
-	// Frame is the whole WebSocket message (header and body, from one of
-	// the Encode functions), sent to every subscriber as is. It is shared
-	// by every subscriber and must not be modified once published.
-	Frame []byte
-}
+	"github.com/hearth-pds/hearth/store"
+)
 
 // Store is what the sequencer needs from the database holding the events.
 // The write path (assigning seq and inserting the event in the same
@@ -34,7 +21,7 @@ type Store interface {
 	// EventsAfter returns up to limit events with seq > cursor, in
 	// increasing seq order; an empty slice when there are none. The frame
 	// bytes may be retained by the caller, so a store must not reuse them.
-	EventsAfter(ctx context.Context, cursor int64, limit int) ([]Event, error)
+	EventsAfter(ctx context.Context, cursor int64, limit int) ([]store.Event, error)
 	// MaxSeq returns the highest seq ever assigned, or 0 when none was. It
 	// must not go down when events are pruned (keep the newest row, or read
 	// the sequence counter): a relay that reconnects with the last seq it

@@ -14,6 +14,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/hearth-pds/hearth/refusal"
+	"github.com/hearth-pds/hearth/store"
 )
 
 // closeWait is how long a subscriber's connection stays open after its
@@ -312,7 +313,7 @@ func (sub *subscriber) follow() error {
 }
 
 // writeEvents writes the stored events above sub.last.
-func (sub *subscriber) writeEvents(evs []Event) error {
+func (sub *subscriber) writeEvents(evs []store.Event) error {
 	for _, ev := range evs {
 		if ev.Seq <= sub.last {
 			continue
@@ -463,7 +464,7 @@ func (sub *subscriber) reset(st subState) {
 // less than that by one burst (the broadcaster catching up from the store
 // after a stall, a flood of commits) is the server's doing; the subscriber
 // reads the burst from the store instead of being dropped.
-func (sub *subscriber) push(ev Event, round uint64) bool {
+func (sub *subscriber) push(ev store.Event, round uint64) bool {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
 	if sub.round != round {
@@ -495,7 +496,7 @@ func (sub *subscriber) push(ev Event, round uint64) bool {
 
 // pop takes the oldest queued event. A cutover subscriber becomes live once
 // its backlog is within MaxBuffer.
-func (sub *subscriber) pop() (Event, bool, subState) {
+func (sub *subscriber) pop() (store.Event, bool, subState) {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
 	ev, ok := sub.queue.pop()
@@ -508,14 +509,14 @@ func (sub *subscriber) pop() (Event, bool, subState) {
 // queue is a FIFO ring of events that grows as needed; push enforces the
 // bound.
 type queue struct {
-	buf  []Event
+	buf  []store.Event
 	head int
 	n    int
 }
 
-func (q *queue) push(ev Event) {
+func (q *queue) push(ev store.Event) {
 	if q.n == len(q.buf) {
-		buf := make([]Event, max(16, 2*len(q.buf)))
+		buf := make([]store.Event, max(16, 2*len(q.buf)))
 		for i := range q.n {
 			buf[i] = q.buf[(q.head+i)%len(q.buf)]
 		}
@@ -525,12 +526,12 @@ func (q *queue) push(ev Event) {
 	q.n++
 }
 
-func (q *queue) pop() (Event, bool) {
+func (q *queue) pop() (store.Event, bool) {
 	if q.n == 0 {
-		return Event{}, false
+		return store.Event{}, false
 	}
 	ev := q.buf[q.head]
-	q.buf[q.head] = Event{} // let the frame go once every queue is done with it
+	q.buf[q.head] = store.Event{} // let the frame go once every queue is done with it
 	q.head = (q.head + 1) % len(q.buf)
 	q.n--
 	return ev, true

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/ipfs/go-cid"
 
 	"github.com/hearth-pds/hearth/refusal"
@@ -18,7 +19,7 @@ func (s *Server) uploadBlob(w http.ResponseWriter, r *http.Request, c caller) er
 	if r.Body == nil || r.Body == http.NoBody {
 		return invalidRequest("A request body is expected but none was provided")
 	}
-	b, err := s.blobs.Upload(r.Context(), c.DID, r.Header.Get("Content-Type"), r.ContentLength, decodedBody(r))
+	b, err := s.blobs.Upload(r.Context(), syntax.DID(c.DID), r.Header.Get("Content-Type"), r.ContentLength, decodedBody(r))
 	if err != nil {
 		return err
 	}
@@ -219,12 +220,13 @@ func (s *Server) syncListBlobs(w http.ResponseWriter, r *http.Request, _ caller)
 	if err := s.records.Servable(r.Context(), did); err != nil {
 		return err
 	}
-	cids, err := s.blobs.List(r.Context(), did, since, cursor, limit)
+	list, err := s.blobs.List(r.Context(), did, syntax.TID(since), cursor, limit)
 	if err != nil {
 		return err
 	}
-	if cids == nil {
-		cids = []string{}
+	cids := make([]string, len(list))
+	for i, c := range list {
+		cids[i] = c.String()
 	}
 	body := map[string]any{"cids": cids}
 	if len(cids) > 0 {
@@ -239,17 +241,17 @@ func (s *Server) listMissingBlobs(w http.ResponseWriter, r *http.Request, c call
 	if p.err != nil {
 		return p.err
 	}
-	refs, err := s.blobs.Missing(r.Context(), c.DID, cursor, limit)
+	refs, err := s.blobs.Missing(r.Context(), syntax.DID(c.DID), cursor, limit)
 	if err != nil {
 		return err
 	}
 	out := make([]map[string]string, 0, len(refs))
 	for _, ref := range refs {
-		out = append(out, map[string]string{"cid": ref.CID, "recordUri": "at://" + c.DID + "/" + ref.Collection + "/" + ref.RKey})
+		out = append(out, map[string]string{"cid": ref.CID.String(), "recordUri": "at://" + c.DID + "/" + ref.Collection.String() + "/" + ref.RKey.String()})
 	}
 	body := map[string]any{"blobs": out}
 	if len(refs) > 0 {
-		body["cursor"] = refs[len(refs)-1].CID
+		body["cursor"] = refs[len(refs)-1].CID.String()
 	}
 	return writeJSON(w, body)
 }

@@ -328,15 +328,15 @@ func (s *Server) describeRepo(w http.ResponseWriter, r *http.Request, _ caller) 
 		return err
 	}
 	if cols == nil {
-		cols = []string{}
+		cols = []syntax.NSID{}
 	}
-	doc, err := s.accounts.DIDDocument(r.Context(), a.DID)
+	doc, err := s.accounts.DIDDocument(r.Context(), a.DID.String())
 	if err != nil {
 		return err
 	}
-	handleIsCorrect := a.Handle != "" && documentNamesHandle(doc, a.Handle)
+	handleIsCorrect := a.Handle != "" && documentNamesHandle(doc, a.Handle.String())
 	return writeJSON(w, map[string]any{
-		"handle": handleOrInvalid(a.Handle), "did": a.DID, "didDoc": doc, "collections": cols, "handleIsCorrect": handleIsCorrect,
+		"handle": handleOrInvalid(a.Handle.String()), "did": a.DID, "didDoc": doc, "collections": cols, "handleIsCorrect": handleIsCorrect,
 	})
 }
 

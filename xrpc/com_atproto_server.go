@@ -243,7 +243,7 @@ func (s *Server) getAccountInviteCodes(w http.ResponseWriter, r *http.Request, c
 	for _, ic := range codes {
 		uses := make([]map[string]string, 0, len(ic.Uses))
 		for _, u := range ic.Uses {
-			uses = append(uses, map[string]string{"usedBy": u.UsedBy, "usedAt": u.UsedAt.Format(datetime.Layout)})
+			uses = append(uses, map[string]string{"usedBy": u.UsedBy.String(), "usedAt": u.UsedAt.Format(datetime.Layout)})
 		}
 		out = append(out, map[string]any{
 			"code": ic.Code, "available": ic.Available, "disabled": ic.Disabled, "forAccount": ic.ForAccount,

@@ -25,14 +25,16 @@ func asReader(r *http.Request, c caller) *http.Request {
 }
 
 // syncDID reads and checks the did parameter of a sync query.
-func syncDID(p *query) string {
+func syncDID(p *query) syntax.DID {
 	raw := p.str("did", true)
-	if p.err == nil {
-		if _, err := syntax.ParseDID(raw); err != nil {
-			p.err = invalidRequest("Invalid did: " + raw)
-		}
+	if p.err != nil {
+		return ""
 	}
-	return raw
+	did, err := syntax.ParseDID(raw)
+	if err != nil {
+		p.err = invalidRequest("Invalid did: " + raw)
+	}
+	return did
 }
 
 // carResponse buffers a small CAR so an error found while building it is
@@ -100,7 +102,7 @@ func (s *Server) syncGetLatestCommit(w http.ResponseWriter, r *http.Request, c c
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, map[string]string{"cid": head.CID, "rev": head.Rev})
+	return writeJSON(w, map[string]string{"cid": head.CID.String(), "rev": head.Rev.String()})
 }
 
 // syncGetHead is the deprecated predecessor of getLatestCommit.
@@ -109,7 +111,7 @@ func (s *Server) syncGetHead(w http.ResponseWriter, r *http.Request, c caller) e
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, map[string]string{"root": head.CID})
+	return writeJSON(w, map[string]string{"root": head.CID.String()})
 }
 
 // syncHead reads the did parameter and returns that repository's head.
@@ -160,7 +162,7 @@ func (s *Server) syncListRepos(w http.ResponseWriter, r *http.Request, _ caller)
 	}
 	out := make([]map[string]any, 0, len(repos))
 	for _, repo := range repos {
-		item := map[string]any{"did": repo.DID, "head": repo.Head, "rev": repo.Rev, "active": repo.Active}
+		item := map[string]any{"did": repo.DID, "head": repo.Head.String(), "rev": repo.Rev, "active": repo.Active}
 		if repo.Status != "" {
 			item["status"] = repo.Status
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 
+	"github.com/bluesky-social/indigo/atproto/syntax"
 	"github.com/ipfs/go-cid"
 
 	"github.com/hearth-pds/hearth/account"
@@ -57,27 +58,27 @@ type Verifier interface {
 // does).
 type Records interface {
 	ResolveRepo(ctx context.Context, raw string) (*store.Account, error)
-	Servable(ctx context.Context, did string) error
+	Servable(ctx context.Context, did syntax.DID) error
 	Apply(ctx context.Context, req records.Request) (*records.Response, error)
-	GetRecord(ctx context.Context, did, collection, rkey, wantCID string) (*records.Record, error)
-	ListRecords(ctx context.Context, did, collection string, limit int, cursor string, reverse bool) ([]records.Record, string, error)
-	Collections(ctx context.Context, did string) ([]string, error)
+	GetRecord(ctx context.Context, did syntax.DID, collection, rkey, wantCID string) (*records.Record, error)
+	ListRecords(ctx context.Context, did syntax.DID, collection string, limit int, cursor string, reverse bool) ([]records.Record, string, error)
+	Collections(ctx context.Context, did syntax.DID) ([]syntax.NSID, error)
 
-	LatestCommit(ctx context.Context, did string) (*records.Head, error)
-	PrepareExport(ctx context.Context, did, since string) (*records.Export, error)
-	RecordProof(ctx context.Context, w io.Writer, did, collection, rkey string) error
-	Blocks(ctx context.Context, w io.Writer, did string, cids []string) error
-	Status(ctx context.Context, did string) (*records.RepoStatus, error)
+	LatestCommit(ctx context.Context, did syntax.DID) (*records.Head, error)
+	PrepareExport(ctx context.Context, did syntax.DID, since string) (*records.Export, error)
+	RecordProof(ctx context.Context, w io.Writer, did syntax.DID, collection, rkey string) error
+	Blocks(ctx context.Context, w io.Writer, did syntax.DID, cids []string) error
+	Status(ctx context.Context, did syntax.DID) (*records.RepoStatus, error)
 	ListRepos(ctx context.Context, cursor string, limit int) ([]store.RepoInfo, string, error)
 }
 
 // Blobs takes uploads and serves blobs (blobs.Service does).
 type Blobs interface {
-	Upload(ctx context.Context, did, contentType string, declaredLength int64, body io.Reader) (*blobs.Blob, error)
-	Stat(ctx context.Context, did string, c cid.Cid) (*store.Blob, error)
+	Upload(ctx context.Context, did syntax.DID, contentType string, declaredLength int64, body io.Reader) (*blobs.Blob, error)
+	Stat(ctx context.Context, did syntax.DID, c cid.Cid) (*store.Blob, error)
 	Read(ctx context.Context, meta *store.Blob, offset, length int64) (io.ReadCloser, error)
-	List(ctx context.Context, did, since, cursor string, limit int) ([]string, error)
-	Missing(ctx context.Context, did, cursor string, limit int) ([]store.BlobRef, error)
+	List(ctx context.Context, did syntax.DID, since syntax.TID, cursor string, limit int) ([]cid.Cid, error)
+	Missing(ctx context.Context, did syntax.DID, cursor string, limit int) ([]store.BlobRef, error)
 }
 
 var (

@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multihash"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -33,8 +36,8 @@ func TestKeysRotate(t *testing.T) {
 		key, _ := atcrypto.GeneratePrivateKeyK256()
 		plain[did] = key
 		if _, err := st.CreateAccount(ctx, store.NewAccount{
-			Account:    store.Account{DID: did, Handle: fmt.Sprintf("r%d.test", i), Email: fmt.Sprintf("r%d@example.com", i), PasswordHash: "x", CreatedAt: time.Now()},
-			SigningKey: key.Bytes(), RootCID: "bafyroot" + did, Rev: "2222222222222",
+			Account:    store.Account{DID: syntax.DID(did), Handle: syntax.Handle(fmt.Sprintf("r%d.test", i)), Email: fmt.Sprintf("r%d@example.com", i), PasswordHash: "x", CreatedAt: time.Now()},
+			SigningKey: key.Bytes(), RootCID: testCID(did), Rev: "2222222222222",
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -80,7 +83,7 @@ func TestKeysRotate(t *testing.T) {
 		}
 		kr := keyring.New(st, sealer)
 		for did, want := range plain {
-			raw, _ := st.SigningKey(ctx, did)
+			raw, _ := st.SigningKey(ctx, syntax.DID(did))
 			if keyring.IsSealed(raw) != wantSealed {
 				t.Errorf("%s: sealed %v, want %v", did, !wantSealed, wantSealed)
 			}
@@ -129,4 +132,13 @@ func TestKeysRotate(t *testing.T) {
 	if _, err := rotateIn(t.TempDir(), "", a); err == nil || !strings.Contains(err.Error(), "no store at") {
 		t.Errorf("rotate of a directory without a store: %v", err)
 	}
+}
+
+// testCID is a CID made from name, for a store row nothing reads.
+func testCID(name string) cid.Cid {
+	sum, err := multihash.Sum([]byte(name), multihash.SHA2_256, -1)
+	if err != nil {
+		panic(err)
+	}
+	return cid.NewCidV1(cid.DagCBOR, sum)
 }

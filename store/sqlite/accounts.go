@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bluesky-social/indigo/atproto/syntax"
+
 	"github.com/hearth-pds/hearth/store"
 )
 
@@ -44,11 +46,11 @@ func (s *Store) CreateAccount(ctx context.Context, a store.NewAccount) ([]store.
 		}
 		for _, b := range a.Blocks {
 			if _, err := s.exec(ctx, tx, "INSERT OR IGNORE INTO repo_block (did, cid, rev, content) VALUES (?, ?, ?, ?)",
-				a.DID, b.CID, a.Rev, b.Content); err != nil {
+				a.DID, b.CID.String(), a.Rev, b.Content); err != nil {
 				return fmt.Errorf("insert repo block: %w", err)
 			}
 		}
-		if _, err := s.exec(ctx, tx, "INSERT INTO repo_root (did, cid, rev) VALUES (?, ?, ?)", a.DID, a.RootCID, a.Rev); err != nil {
+		if _, err := s.exec(ctx, tx, "INSERT INTO repo_root (did, cid, rev) VALUES (?, ?, ?)", a.DID, a.RootCID.String(), a.Rev); err != nil {
 			return fmt.Errorf("insert repo root: %w", err)
 		}
 		events, err = s.appendEvents(ctx, tx, a.Events)
@@ -63,7 +65,7 @@ func (s *Store) CreateAccount(ctx context.Context, a store.NewAccount) ([]store.
 // useInvite consumes one use of code: the availability check and the use
 // row are in the caller's write transaction, so two sign-ups racing for the
 // last use cannot both win.
-func (s *Store) useInvite(ctx context.Context, tx *sql.Tx, code, did string, at time.Time) error {
+func (s *Store) useInvite(ctx context.Context, tx *sql.Tx, code string, did syntax.DID, at time.Time) error {
 	var available, disabled, used int
 	err := s.queryRow(ctx, tx, `SELECT available, disabled,
 		(SELECT count(*) FROM invite_code_use u WHERE u.code = c.code)
@@ -89,11 +91,13 @@ const accountColumns = `did, coalesce(handle, ''), email, password_hash, email_c
 func (s *Store) accountWhere(ctx context.Context, where string, arg any) (*store.Account, error) {
 	var (
 		a                      store.Account
+		did, handle            string
 		confirmed, deactivated sql.NullString
 		created                string
 	)
 	err := s.readRow(ctx, "SELECT "+accountColumns+" FROM account WHERE "+where, arg).Scan(
-		&a.DID, &a.Handle, &a.Email, &a.PasswordHash, &confirmed, &a.InvitesDisabled, &created, &deactivated, &a.TakedownRef)
+		&did, &handle, &a.Email, &a.PasswordHash, &confirmed, &a.InvitesDisabled, &created, &deactivated, &a.TakedownRef)
+	a.DID, a.Handle = syntax.DID(did), syntax.Handle(handle)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -107,13 +111,13 @@ func (s *Store) accountWhere(ctx context.Context, where string, arg any) (*store
 }
 
 // AccountByDID implements store.Store.
-func (s *Store) AccountByDID(ctx context.Context, did string) (*store.Account, error) {
-	return s.accountWhere(ctx, "did = ?", did)
+func (s *Store) AccountByDID(ctx context.Context, did syntax.DID) (*store.Account, error) {
+	return s.accountWhere(ctx, "did = ?", did.String())
 }
 
 // AccountByHandle implements store.Store.
-func (s *Store) AccountByHandle(ctx context.Context, handle string) (*store.Account, error) {
-	return s.accountWhere(ctx, "handle = ?", handle)
+func (s *Store) AccountByHandle(ctx context.Context, handle syntax.Handle) (*store.Account, error) {
+	return s.accountWhere(ctx, "handle = ?", handle.String())
 }
 
 // AccountByEmail implements store.Store.
@@ -122,7 +126,7 @@ func (s *Store) AccountByEmail(ctx context.Context, email string) (*store.Accoun
 }
 
 // UpdateHandle implements store.Store.
-func (s *Store) UpdateHandle(ctx context.Context, did, handle string, evs []store.NewEvent) ([]store.Event, error) {
+func (s *Store) UpdateHandle(ctx context.Context, did syntax.DID, handle syntax.Handle, evs []store.NewEvent) ([]store.Event, error) {
 	return s.updateAccount(ctx, evs, "UPDATE account SET handle = ? WHERE did = ?", handle, did)
 }
 
@@ -152,7 +156,7 @@ func (s *Store) updateAccount(ctx context.Context, evs []store.NewEvent, query s
 }
 
 // SigningKey implements store.Store.
-func (s *Store) SigningKey(ctx context.Context, did string) ([]byte, error) {
+func (s *Store) SigningKey(ctx context.Context, did syntax.DID) ([]byte, error) {
 	var key []byte
 	err := s.readRow(ctx, "SELECT private_key FROM signing_key WHERE did = ?", did).Scan(&key)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -166,7 +170,7 @@ func (s *Store) SigningKey(ctx context.Context, did string) ([]byte, error) {
 
 // RewriteSigningKeys implements store.Store. Every key is read before fn
 // is called, so rows are not updated under an open cursor.
-func (s *Store) RewriteSigningKeys(ctx context.Context, fn func(did string, key []byte) ([]byte, error)) (int, error) {
+func (s *Store) RewriteSigningKeys(ctx context.Context, fn func(did syntax.DID, key []byte) ([]byte, error)) (int, error) {
 	changed := 0
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		type row struct {
@@ -191,7 +195,7 @@ func (s *Store) RewriteSigningKeys(ctx context.Context, fn func(did string, key 
 			return fmt.Errorf("read signing keys: %w", err)
 		}
 		for _, r := range all {
-			next, err := fn(r.did, r.key)
+			next, err := fn(syntax.DID(r.did), r.key)
 			if err != nil {
 				return err
 			}
@@ -212,9 +216,11 @@ func (s *Store) RewriteSigningKeys(ctx context.Context, fn func(did string, key 
 }
 
 // RepoRoot implements store.Store.
-func (s *Store) RepoRoot(ctx context.Context, did string) (*store.RepoRoot, error) {
+func (s *Store) RepoRoot(ctx context.Context, did syntax.DID) (*store.RepoRoot, error) {
 	r := store.RepoRoot{DID: did}
-	err := s.readRow(ctx, "SELECT cid, rev FROM repo_root WHERE did = ?", did).Scan(&r.CID, &r.Rev)
+	var rev string
+	err := s.readRow(ctx, "SELECT cid, rev FROM repo_root WHERE did = ?", did.String()).Scan(cidColumn{&r.CID}, &rev)
+	r.Rev = syntax.TID(rev)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -225,12 +231,12 @@ func (s *Store) RepoRoot(ctx context.Context, did string) (*store.RepoRoot, erro
 }
 
 // SetDeactivated implements store.Store.
-func (s *Store) SetDeactivated(ctx context.Context, did string, at *time.Time, evs []store.NewEvent) ([]store.Event, error) {
+func (s *Store) SetDeactivated(ctx context.Context, did syntax.DID, at *time.Time, evs []store.NewEvent) ([]store.Event, error) {
 	return s.updateAccount(ctx, evs, "UPDATE account SET deactivated_at = ? WHERE did = ?", fmtTimePtr(at), did)
 }
 
 // Preferences implements store.Store.
-func (s *Store) Preferences(ctx context.Context, did string) ([]byte, error) {
+func (s *Store) Preferences(ctx context.Context, did syntax.DID) ([]byte, error) {
 	var prefs []byte
 	err := s.readRow(ctx, "SELECT preferences FROM account_pref WHERE did = ?", did).Scan(&prefs)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -243,7 +249,7 @@ func (s *Store) Preferences(ctx context.Context, did string) ([]byte, error) {
 }
 
 // PutPreferences implements store.Store.
-func (s *Store) PutPreferences(ctx context.Context, did string, prefs []byte) error {
+func (s *Store) PutPreferences(ctx context.Context, did syntax.DID, prefs []byte) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		_, err := s.exec(ctx, tx, `INSERT INTO account_pref (did, preferences) VALUES (?, ?)
 			ON CONFLICT (did) DO UPDATE SET preferences = excluded.preferences`, did, prefs)

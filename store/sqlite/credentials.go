@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/bluesky-social/indigo/atproto/syntax"
+
 	"github.com/hearth-pds/hearth/store"
 )
 
@@ -24,7 +26,7 @@ func (s *Store) CreateAppPassword(ctx context.Context, p store.AppPassword) erro
 }
 
 // AppPasswordByHash implements store.Store.
-func (s *Store) AppPasswordByHash(ctx context.Context, did, hash string) (*store.AppPassword, error) {
+func (s *Store) AppPasswordByHash(ctx context.Context, did syntax.DID, hash string) (*store.AppPassword, error) {
 	p := store.AppPassword{DID: did, PasswordHash: hash}
 	var created string
 	err := s.readRow(ctx, `SELECT name, privileged, created_at FROM app_password
@@ -40,7 +42,7 @@ func (s *Store) AppPasswordByHash(ctx context.Context, did, hash string) (*store
 }
 
 // ListAppPasswords implements store.Store: newest first, as the official PDS lists them.
-func (s *Store) ListAppPasswords(ctx context.Context, did string) ([]store.AppPassword, error) {
+func (s *Store) ListAppPasswords(ctx context.Context, did syntax.DID) ([]store.AppPassword, error) {
 	rows, err := s.readQuery(ctx, `SELECT name, privileged, created_at FROM app_password
 		WHERE did = ? ORDER BY created_at DESC, name`, did)
 	if err != nil {
@@ -61,7 +63,7 @@ func (s *Store) ListAppPasswords(ctx context.Context, did string) ([]store.AppPa
 }
 
 // DeleteAppPassword implements store.Store.
-func (s *Store) DeleteAppPassword(ctx context.Context, did, name string) error {
+func (s *Store) DeleteAppPassword(ctx context.Context, did syntax.DID, name string) error {
 	return s.tx(ctx, func(tx *sql.Tx) error {
 		if _, err := s.exec(ctx, tx, "DELETE FROM app_password WHERE did = ? AND name = ?", did, name); err != nil {
 			return fmt.Errorf("delete app password: %w", err)

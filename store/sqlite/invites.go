@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/bluesky-social/indigo/atproto/syntax"
+
 	"github.com/hearth-pds/hearth/store"
 )
 
@@ -39,7 +41,7 @@ func (s *Store) InviteCode(ctx context.Context, code string) (*store.InviteCode,
 }
 
 // AccountInviteCodes implements store.Store.
-func (s *Store) AccountInviteCodes(ctx context.Context, did string) ([]store.InviteCode, error) {
+func (s *Store) AccountInviteCodes(ctx context.Context, did syntax.DID) ([]store.InviteCode, error) {
 	return s.inviteCodesWhere(ctx, "for_account = ?", did)
 }
 
@@ -68,7 +70,7 @@ func (s *Store) inviteCodesWhere(ctx context.Context, where string, arg any) ([]
 		}
 		if usedBy.Valid {
 			last := &out[len(out)-1]
-			last.Uses = append(last.Uses, store.InviteUse{UsedBy: usedBy.String, UsedAt: parseTime(usedAt.String)})
+			last.Uses = append(last.Uses, store.InviteUse{UsedBy: syntax.DID(usedBy.String), UsedAt: parseTime(usedAt.String)})
 		}
 	}
 	return out, rows.Err()

@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/ipfs/go-cid"
+
 	"github.com/hearth-pds/hearth/store"
 )
 
@@ -15,46 +18,49 @@ import (
 // both land.
 func (s *Store) ApplyCommit(ctx context.Context, c store.Commit) ([]store.Event, error) {
 	var events []store.Event
+	// Arguments go to the driver as plain strings: a string type such as
+	// syntax.DID would cost database/sql a reflective conversion each.
+	did, rev := c.DID.String(), c.Rev.String()
 	err := s.tx(ctx, func(tx *sql.Tx) error {
-		res, err := s.exec(ctx, tx, "UPDATE repo_root SET cid = ?, rev = ? WHERE did = ? AND cid = ?", c.CID, c.Rev, c.DID, c.PrevCID)
+		res, err := s.exec(ctx, tx, "UPDATE repo_root SET cid = ?, rev = ? WHERE did = ? AND cid = ?", c.CID.String(), rev, did, c.PrevCID.String())
 		if err != nil {
 			return fmt.Errorf("update repo root: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			var one int
-			if err := s.queryRow(ctx, tx, "SELECT 1 FROM repo_root WHERE did = ?", c.DID).Scan(&one); errors.Is(err, sql.ErrNoRows) {
+			if err := s.queryRow(ctx, tx, "SELECT 1 FROM repo_root WHERE did = ?", did).Scan(&one); errors.Is(err, sql.ErrNoRows) {
 				return store.ErrNotFound
 			}
 			return store.ErrRepoChanged
 		}
 		for _, b := range c.Removed {
-			if _, err := s.exec(ctx, tx, "DELETE FROM repo_block WHERE did = ? AND cid = ?", c.DID, b); err != nil {
+			if _, err := s.exec(ctx, tx, "DELETE FROM repo_block WHERE did = ? AND cid = ?", did, b.String()); err != nil {
 				return fmt.Errorf("delete replaced block: %w", err)
 			}
 		}
-		if err := s.insertBlocks(ctx, tx, c.DID, c.Rev, c.Blocks); err != nil {
+		if err := s.insertBlocks(ctx, tx, did, rev, c.Blocks); err != nil {
 			return err
 		}
 		now := fmtTime(time.Now())
 		for _, r := range c.Puts {
 			_, err := s.exec(ctx, tx, `INSERT INTO record (did, collection, rkey, cid, rev, indexed_at) VALUES (?, ?, ?, ?, ?, ?)
 				ON CONFLICT (did, collection, rkey) DO UPDATE SET cid = excluded.cid, rev = excluded.rev, indexed_at = excluded.indexed_at`,
-				c.DID, r.Collection, r.RKey, r.CID, c.Rev, now)
+				did, r.Collection.String(), r.RKey.String(), r.CID.String(), rev, now)
 			if err != nil {
 				return fmt.Errorf("index record: %w", err)
 			}
 		}
 		for _, r := range c.Deletes {
-			if _, err := s.exec(ctx, tx, "DELETE FROM record WHERE did = ? AND collection = ? AND rkey = ?", c.DID, r.Collection, r.RKey); err != nil {
+			if _, err := s.exec(ctx, tx, "DELETE FROM record WHERE did = ? AND collection = ? AND rkey = ?", did, r.Collection.String(), r.RKey.String()); err != nil {
 				return fmt.Errorf("unindex record: %w", err)
 			}
 		}
 		if err := s.applyBlobRefs(ctx, tx, c, now); err != nil {
 			return err
 		}
-		for _, b := range c.Released {
+		for _, b := range cidTexts(c.Released) {
 			_, err := s.exec(ctx, tx, `DELETE FROM repo_block WHERE did = ? AND cid = ?
-				AND NOT EXISTS (SELECT 1 FROM record WHERE did = ? AND cid = ?)`, c.DID, b, c.DID, b)
+				AND NOT EXISTS (SELECT 1 FROM record WHERE did = ? AND cid = ?)`, did, b, did, b)
 			if err != nil {
 				return fmt.Errorf("delete released record block: %w", err)
 			}
@@ -78,7 +84,7 @@ func (s *Store) insertBlocks(ctx context.Context, tx *sql.Tx, did, rev string, b
 	}
 	defer stmt.Close()
 	for _, b := range blocks {
-		if _, err := stmt.ExecContext(ctx, did, b.CID, rev, b.Content); err != nil {
+		if _, err := stmt.ExecContext(ctx, did, b.CID.String(), rev, b.Content); err != nil {
 			return fmt.Errorf("insert block: %w", err)
 		}
 	}
@@ -106,7 +112,7 @@ func (s *Store) appendEvents(ctx context.Context, tx *sql.Tx, evs []store.NewEve
 			return nil, fmt.Errorf("encode %s event: %w", ev.Kind, err)
 		}
 		if _, err := s.exec(ctx, tx, "INSERT INTO repo_event (seq, did, kind, sequenced_at, frame) VALUES (?, ?, ?, ?, ?)",
-			seq, ev.DID, ev.Kind, fmtTime(at), frame); err != nil {
+			seq, ev.DID.String(), string(ev.Kind), fmtTime(at), frame); err != nil {
 			return nil, fmt.Errorf("insert event: %w", err)
 		}
 		out = append(out, store.Event{Seq: seq, DID: ev.DID, Kind: ev.Kind, Time: at, Frame: frame})
@@ -173,9 +179,9 @@ func (s *Store) PruneEvents(ctx context.Context, before time.Time) (int64, error
 }
 
 // Block implements store.Store.
-func (s *Store) Block(ctx context.Context, did, cid string) ([]byte, error) {
+func (s *Store) Block(ctx context.Context, did syntax.DID, c cid.Cid) ([]byte, error) {
 	var b []byte
-	err := s.readRow(ctx, "SELECT content FROM repo_block WHERE did = ? AND cid = ?", did, cid).Scan(&b)
+	err := s.readRow(ctx, "SELECT content FROM repo_block WHERE did = ? AND cid = ?", did.String(), c.String()).Scan(&b)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -186,7 +192,7 @@ func (s *Store) Block(ctx context.Context, did, cid string) ([]byte, error) {
 }
 
 // BlocksSince implements store.Store.
-func (s *Store) BlocksSince(ctx context.Context, did, sinceRev string, fn func(store.Block) error) error {
+func (s *Store) BlocksSince(ctx context.Context, did syntax.DID, sinceRev syntax.TID, fn func(store.Block) error) error {
 	rows, err := s.readQuery(ctx, "SELECT cid, content FROM repo_block WHERE did = ? AND rev > ?", did, sinceRev)
 	if err != nil {
 		return fmt.Errorf("read blocks: %w", err)
@@ -194,7 +200,7 @@ func (s *Store) BlocksSince(ctx context.Context, did, sinceRev string, fn func(s
 	defer rows.Close()
 	for rows.Next() {
 		var b store.Block
-		if err := rows.Scan(&b.CID, &b.Content); err != nil {
+		if err := rows.Scan(cidColumn{&b.CID}, &b.Content); err != nil {
 			return fmt.Errorf("read blocks: %w", err)
 		}
 		if err := fn(b); err != nil {
@@ -205,10 +211,12 @@ func (s *Store) BlocksSince(ctx context.Context, did, sinceRev string, fn func(s
 }
 
 // Record implements store.Store.
-func (s *Store) Record(ctx context.Context, did, collection, rkey string) (*store.RecordRef, error) {
+func (s *Store) Record(ctx context.Context, did syntax.DID, collection syntax.NSID, rkey syntax.RecordKey) (*store.RecordRef, error) {
 	r := store.RecordRef{Collection: collection, RKey: rkey}
+	var rev string
 	err := s.readRow(ctx, "SELECT cid, rev FROM record WHERE did = ? AND collection = ? AND rkey = ?",
-		did, collection, rkey).Scan(&r.CID, &r.Rev)
+		did.String(), collection.String(), rkey.String()).Scan(cidColumn{&r.CID}, &rev)
+	r.Rev = syntax.TID(rev)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, store.ErrNotFound
 	}
@@ -219,7 +227,7 @@ func (s *Store) Record(ctx context.Context, did, collection, rkey string) (*stor
 }
 
 // ListRecords implements store.Store.
-func (s *Store) ListRecords(ctx context.Context, did, collection string, limit int, cursor string, reverse bool) ([]store.RecordRef, error) {
+func (s *Store) ListRecords(ctx context.Context, did syntax.DID, collection syntax.NSID, limit int, cursor string, reverse bool) ([]store.RecordRef, error) {
 	q := "SELECT rkey, cid, rev FROM record WHERE did = ? AND collection = ?"
 	args := []any{did, collection}
 	switch {
@@ -246,7 +254,7 @@ func (s *Store) ListRecords(ctx context.Context, did, collection string, limit i
 	var out []store.RecordRef
 	for rows.Next() {
 		r := store.RecordRef{Collection: collection}
-		if err := rows.Scan(&r.RKey, &r.CID, &r.Rev); err != nil {
+		if err := rows.Scan(&r.RKey, cidColumn{&r.CID}, &r.Rev); err != nil {
 			return nil, fmt.Errorf("list records: %w", err)
 		}
 		out = append(out, r)
@@ -256,7 +264,7 @@ func (s *Store) ListRecords(ctx context.Context, did, collection string, limit i
 
 // RecordsSince implements store.Store, in one statement so the check
 // for an older record and the listing see the same state.
-func (s *Store) RecordsSince(ctx context.Context, did, since string, limit int) ([]store.IndexedRecord, error) {
+func (s *Store) RecordsSince(ctx context.Context, did syntax.DID, since syntax.TID, limit int) ([]store.IndexedRecord, error) {
 	rows, err := s.readQuery(ctx, `SELECT collection, rkey, cid, rev, indexed_at FROM record
 		WHERE did = ? AND rev > ? AND EXISTS (SELECT 1 FROM record WHERE did = ? AND rev <= ?)
 		ORDER BY rev, collection, rkey LIMIT ?`, did, since, did, since, limit)
@@ -270,7 +278,7 @@ func (s *Store) RecordsSince(ctx context.Context, did, since string, limit int) 
 			r       store.IndexedRecord
 			indexed string
 		)
-		if err := rows.Scan(&r.Collection, &r.RKey, &r.CID, &r.Rev, &indexed); err != nil {
+		if err := rows.Scan(&r.Collection, &r.RKey, cidColumn{&r.CID}, &r.Rev, &indexed); err != nil {
 			return nil, fmt.Errorf("records since %s: %w", since, err)
 		}
 		r.IndexedAt = parseTime(indexed)
@@ -280,8 +288,9 @@ func (s *Store) RecordsSince(ctx context.Context, did, since string, limit int) 
 }
 
 // Collections implements store.Store.
-func (s *Store) Collections(ctx context.Context, did string) ([]string, error) {
-	return s.readStrings(ctx, "list collections", "SELECT DISTINCT collection FROM record WHERE did = ? ORDER BY collection", did)
+func (s *Store) Collections(ctx context.Context, did syntax.DID) ([]syntax.NSID, error) {
+	return readColumn(ctx, s, "list collections", "SELECT DISTINCT collection FROM record WHERE did = ? ORDER BY collection",
+		func(n *syntax.NSID) any { return n }, did)
 }
 
 // ListRepos implements store.Store.
@@ -296,7 +305,7 @@ func (s *Store) ListRepos(ctx context.Context, cursor string, limit int) ([]stor
 	var out []store.RepoInfo
 	for rows.Next() {
 		var r store.RepoInfo
-		if err := rows.Scan(&r.DID, &r.Head, &r.Rev, &r.Active, &r.Status); err != nil {
+		if err := rows.Scan(&r.DID, cidColumn{&r.Head}, &r.Rev, &r.Active, &r.Status); err != nil {
 			return nil, fmt.Errorf("list repos: %w", err)
 		}
 		out = append(out, r)

@@ -188,11 +188,11 @@ func parseTimePtr(s sql.NullString) *time.Time {
 	return &t
 }
 
-func nullString(s string) any {
+func nullString[T ~string](s T) any {
 	if s == "" {
 		return nil
 	}
-	return s
+	return string(s)
 }
 
 // uniqueViolation reports whether err is a UNIQUE or PRIMARY KEY violation,

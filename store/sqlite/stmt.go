@@ -127,17 +127,18 @@ func (s *Store) readRow(ctx context.Context, query string, args ...any) row {
 	return st.QueryRowContext(ctx, args...)
 }
 
-// readStrings runs a read query whose rows are one string each.
-func (s *Store) readStrings(ctx context.Context, what, query string, args ...any) ([]string, error) {
+// readColumn runs a read query whose rows are one column each, scanned
+// through scan (a pointer for the string types, cidColumn for CIDs).
+func readColumn[T any](ctx context.Context, s *Store, what, query string, scan func(*T) any, args ...any) ([]T, error) {
 	rows, err := s.readQuery(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
-	var out []string
+	var out []T
 	for rows.Next() {
-		var v string
-		if err := rows.Scan(&v); err != nil {
+		var v T
+		if err := rows.Scan(scan(&v)); err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		out = append(out, v)

@@ -7,10 +7,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/ipfs/go-cid"
+
 	"github.com/hearth-pds/hearth/store"
 )
 
-func frameEvent(did, kind string) store.NewEvent {
+func frameEvent(did syntax.DID, kind store.EventKind) store.NewEvent {
 	return store.NewEvent{DID: did, Kind: kind, Encode: func(seq int64, at time.Time) ([]byte, error) {
 		return fmt.Appendf(nil, "%s#%d", kind, seq), nil
 	}}
@@ -28,13 +31,13 @@ func testCommits(t *testing.T, s store.Store) {
 	}
 
 	c1 := store.Commit{
-		DID: a.DID, PrevCID: a.RootCID, CID: "c1", Rev: "rev2",
-		Blocks: []store.Block{{CID: "b1", Content: []byte("one")}},
+		DID: a.DID, PrevCID: a.RootCID, CID: cidOf("c1"), Rev: "rev2",
+		Blocks: []store.Block{{CID: cidOf("b1"), Content: []byte("one")}},
 		Puts: []store.RecordRef{
-			{Collection: "app.bsky.feed.post", RKey: "3k2", CID: "r2"},
-			{Collection: "app.bsky.feed.post", RKey: "3k1", CID: "r1"},
-			{Collection: "app.bsky.feed.post", RKey: "3k3", CID: "r3"},
-			{Collection: "app.bsky.actor.profile", RKey: "self", CID: "p"},
+			{Collection: "app.bsky.feed.post", RKey: "3k2", CID: cidOf("r2")},
+			{Collection: "app.bsky.feed.post", RKey: "3k1", CID: cidOf("r1")},
+			{Collection: "app.bsky.feed.post", RKey: "3k3", CID: cidOf("r3")},
+			{Collection: "app.bsky.actor.profile", RKey: "self", CID: cidOf("p")},
 		},
 		Events: []store.NewEvent{frameEvent(a.DID, "commit")},
 	}
@@ -44,21 +47,21 @@ func testCommits(t *testing.T, s store.Store) {
 	}
 	// A commit built on the old head is refused and writes nothing.
 	stale := c1
-	stale.CID, stale.Rev, stale.Blocks = "c-stale", "rev3", []store.Block{{CID: "stale", Content: []byte("x")}}
+	stale.CID, stale.Rev, stale.Blocks = cidOf("c-stale"), "rev3", []store.Block{{CID: cidOf("stale"), Content: []byte("x")}}
 	if _, err := s.ApplyCommit(ctx, stale); !errors.Is(err, store.ErrRepoChanged) {
 		t.Errorf("stale commit: got %v, want ErrRepoChanged", err)
 	}
-	if _, err := s.Block(ctx, a.DID, "stale"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Block(ctx, a.DID, cidOf("stale")); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("stale commit left a block: %v", err)
 	}
-	if _, err := s.ApplyCommit(ctx, store.Commit{DID: "did:plc:nobody", PrevCID: "x", CID: "y"}); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.ApplyCommit(ctx, store.Commit{DID: "did:plc:nobody", PrevCID: cidOf("x"), CID: cidOf("y")}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("commit to an unknown repo: %v", err)
 	}
 	root, _ := s.RepoRoot(ctx, a.DID)
-	if root.CID != "c1" || root.Rev != "rev2" {
+	if root.CID != cidOf("c1") || root.Rev != "rev2" {
 		t.Errorf("head = %+v", root)
 	}
-	if b, err := s.Block(ctx, a.DID, "b1"); err != nil || string(b) != "one" {
+	if b, err := s.Block(ctx, a.DID, cidOf("b1")); err != nil || string(b) != "one" {
 		t.Errorf("Block = %q, %v", b, err)
 	}
 
@@ -79,36 +82,36 @@ func testCommits(t *testing.T, s store.Store) {
 		t.Errorf("Collections = %v", cols)
 	}
 
-	c2 := store.Commit{DID: a.DID, PrevCID: "c1", CID: "c2", Rev: "rev3",
-		Blocks:   []store.Block{{CID: "r1b", Content: []byte("r1b")}, {CID: "kept", Content: []byte("k")}},
-		Puts:     []store.RecordRef{{Collection: "app.bsky.feed.post", RKey: "3k1", CID: "r1b"}},
+	c2 := store.Commit{DID: a.DID, PrevCID: cidOf("c1"), CID: cidOf("c2"), Rev: "rev3",
+		Blocks:   []store.Block{{CID: cidOf("r1b"), Content: []byte("r1b")}, {CID: cidOf("kept"), Content: []byte("k")}},
+		Puts:     []store.RecordRef{{Collection: "app.bsky.feed.post", RKey: "3k1", CID: cidOf("r1b")}},
 		Deletes:  []store.RecordRef{{Collection: "app.bsky.feed.post", RKey: "3k2"}},
-		Removed:  []string{"b1"},
-		Released: []string{"r2", "p"}}
+		Removed:  []cid.Cid{cidOf("b1")},
+		Released: []cid.Cid{cidOf("r2"), cidOf("p")}}
 	if _, err := s.ApplyCommit(ctx, c2); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := s.Record(ctx, a.DID, "app.bsky.feed.post", "3k1"); err != nil || r.CID != "r1b" || r.Rev != "rev3" {
+	if r, err := s.Record(ctx, a.DID, "app.bsky.feed.post", "3k1"); err != nil || r.CID != cidOf("r1b") || r.Rev != "rev3" {
 		t.Errorf("updated record = %+v, %v", r, err)
 	}
 	if _, err := s.Record(ctx, a.DID, "app.bsky.feed.post", "3k2"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("deleted record: %v", err)
 	}
 
-	if _, err := s.Block(ctx, a.DID, "b1"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Block(ctx, a.DID, cidOf("b1")); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("removed block kept: %v", err)
 	}
-	if _, err := s.Block(ctx, a.DID, "r1b"); err != nil {
+	if _, err := s.Block(ctx, a.DID, cidOf("r1b")); err != nil {
 		t.Errorf("new block missing: %v", err)
 	}
 
-	var since []string
+	var since []cid.Cid
 	s.BlocksSince(ctx, a.DID, a.Rev, func(b store.Block) error { since = append(since, b.CID); return nil })
 	if len(since) != 2 {
 		t.Errorf("BlocksSince(%s) = %v", a.Rev, since)
 	}
 	repos, err := s.ListRepos(ctx, "", 10)
-	if err != nil || len(repos) != 1 || repos[0].Head != "c2" || !repos[0].Active {
+	if err != nil || len(repos) != 1 || repos[0].Head != cidOf("c2") || !repos[0].Active {
 		t.Errorf("ListRepos = %+v, %v", repos, err)
 	}
 }
@@ -123,7 +126,7 @@ func testEventSequence(t *testing.T, s store.Store) {
 		go func() {
 			defer wg.Done()
 			for range each {
-				if _, err := s.AppendEvents(ctx, []store.NewEvent{frameEvent(fmt.Sprint("did:plc:w", w), "identity")}); err != nil {
+				if _, err := s.AppendEvents(ctx, []store.NewEvent{frameEvent(syntax.DID(fmt.Sprint("did:plc:w", w)), "identity")}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -175,33 +178,39 @@ func testRecordsSince(t *testing.T, s store.Store) {
 	a, other := newAccount(1), newAccount(2)
 	mustCreate(t, s, a)
 	mustCreate(t, s, other)
-	head := map[string]string{a.DID: a.RootCID, other.DID: other.RootCID}
-	commit := func(did, rev string, puts ...store.RecordRef) {
+	head := map[syntax.DID]cid.Cid{a.DID: a.RootCID, other.DID: other.RootCID}
+	commit := func(did syntax.DID, rev syntax.TID, puts ...store.RecordRef) {
 		t.Helper()
-		c := store.Commit{DID: did, PrevCID: head[did], CID: "c" + rev + did, Rev: rev, Puts: puts}
+		c := store.Commit{DID: did, PrevCID: head[did], CID: cidOf("c" + rev.String() + did.String()), Rev: rev, Puts: puts}
 		if _, err := s.ApplyCommit(ctx, c); err != nil {
 			t.Fatalf("commit %s: %v", rev, err)
 		}
 		head[did] = c.CID
 	}
-	post := func(rkey, cid string) store.RecordRef {
-		return store.RecordRef{Collection: "app.bsky.feed.post", RKey: rkey, CID: cid}
+	post := func(rkey syntax.RecordKey, name string) store.RecordRef {
+		return store.RecordRef{Collection: "app.bsky.feed.post", RKey: rkey, CID: cidOf(name)}
 	}
 	commit(a.DID, "3m1aaaaaaaaaa", post("3ka", "a1"), post("3kb", "b1"))
-	commit(a.DID, "3m2aaaaaaaaaa", post("3kc", "c1"), store.RecordRef{Collection: "app.bsky.actor.profile", RKey: "self", CID: "p1"})
+	commit(a.DID, "3m2aaaaaaaaaa", post("3kc", "c1"), store.RecordRef{Collection: "app.bsky.actor.profile", RKey: "self", CID: cidOf("p1")})
 	commit(a.DID, "3m3aaaaaaaaaa", post("3ka", "a2"))
 	commit(other.DID, "3m4aaaaaaaaaa", post("3kz", "z1"))
 
+	// Each record's CID is named after its value (cidOf): the names are
+	// what the table lists.
+	names := map[cid.Cid]string{}
+	for _, n := range []string{"a1", "b1", "c1", "p1", "a2", "z1"} {
+		names[cidOf(n)] = n
+	}
 	keys := func(rs []store.IndexedRecord) []string {
 		var out []string
 		for _, r := range rs {
-			out = append(out, r.Rev+" "+r.Collection+"/"+r.RKey+" "+r.CID)
+			out = append(out, r.Rev.String()+" "+r.Collection.String()+"/"+r.RKey.String()+" "+names[r.CID])
 		}
 		return out
 	}
 	for _, tt := range []struct {
 		name  string
-		since string
+		since syntax.TID
 		limit int
 		want  []string
 	}{

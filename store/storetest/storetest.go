@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bluesky-social/indigo/atproto/syntax"
+	"github.com/ipfs/go-cid"
+	"github.com/multiformats/go-multihash"
+
 	"github.com/hearth-pds/hearth/store"
 )
 
@@ -41,17 +45,26 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 
 var ctx = context.Background()
 
+// cidOf is a CID named by text, for checks that only need distinct CIDs.
+func cidOf(name string) cid.Cid {
+	sum, err := multihash.Sum([]byte(name), multihash.SHA2_256, -1)
+	if err != nil {
+		panic(err)
+	}
+	return cid.NewCidV1(cid.DagCBOR, sum)
+}
+
 func newAccount(n int) store.NewAccount {
-	did := fmt.Sprintf("did:plc:test%020d", n)
+	did := syntax.DID(fmt.Sprintf("did:plc:test%020d", n))
 	return store.NewAccount{
 		Account: store.Account{
-			DID: did, Handle: fmt.Sprintf("user%d.test", n), Email: fmt.Sprintf("User%d@Example.com", n),
+			DID: did, Handle: syntax.Handle(fmt.Sprintf("user%d.test", n)), Email: fmt.Sprintf("User%d@Example.com", n),
 			PasswordHash: "$argon2id$x", CreatedAt: time.Now().UTC().Truncate(time.Millisecond),
 		},
 		SigningKey: []byte{1, 2, 3},
-		RootCID:    "bafyroot" + did,
-		Rev:        "3l000000000" + fmt.Sprint(n),
-		Blocks:     []store.Block{{CID: "bafyblock" + did, Content: []byte("x")}},
+		RootCID:    cidOf("root" + did.String()),
+		Rev:        syntax.TID("3l000000000" + fmt.Sprint(n)),
+		Blocks:     []store.Block{{CID: cidOf("block" + did.String()), Content: []byte("x")}},
 	}
 }
 
@@ -95,12 +108,12 @@ func testCreateAndLookup(t *testing.T, s store.Store) {
 // order, that nil leaves a row, and that an error rolls back the rows
 // already replaced in the same call.
 func testRewriteSigningKeys(t *testing.T, s store.Store) {
-	var dids []string
+	var dids []syntax.DID
 	for n := 3; n >= 1; n-- {
 		a := newAccount(n)
 		a.SigningKey = []byte(fmt.Sprintf("key-%d", n))
 		mustCreate(t, s, a)
-		dids = append([]string{a.DID}, dids...)
+		dids = append([]syntax.DID{a.DID}, dids...)
 	}
 	keys := func() []string {
 		var got []string
@@ -115,8 +128,8 @@ func testRewriteSigningKeys(t *testing.T, s store.Store) {
 	}
 
 	var seen []string
-	n, err := s.RewriteSigningKeys(ctx, func(did string, key []byte) ([]byte, error) {
-		seen = append(seen, did+"="+string(key))
+	n, err := s.RewriteSigningKeys(ctx, func(did syntax.DID, key []byte) ([]byte, error) {
+		seen = append(seen, did.String()+"="+string(key))
 		if did == dids[1] {
 			return nil, nil
 		}
@@ -125,7 +138,7 @@ func testRewriteSigningKeys(t *testing.T, s store.Store) {
 	if err != nil {
 		t.Fatalf("RewriteSigningKeys: %v", err)
 	}
-	if want := []string{dids[0] + "=key-1", dids[1] + "=key-2", dids[2] + "=key-3"}; fmt.Sprint(seen) != fmt.Sprint(want) {
+	if want := []string{dids[0].String() + "=key-1", dids[1].String() + "=key-2", dids[2].String() + "=key-3"}; fmt.Sprint(seen) != fmt.Sprint(want) {
 		t.Errorf("offered %v, want %v", seen, want)
 	}
 	if n != 2 {
@@ -136,7 +149,7 @@ func testRewriteSigningKeys(t *testing.T, s store.Store) {
 	}
 
 	boom := errors.New("boom")
-	n, err = s.RewriteSigningKeys(ctx, func(did string, key []byte) ([]byte, error) {
+	n, err = s.RewriteSigningKeys(ctx, func(did syntax.DID, key []byte) ([]byte, error) {
 		if did == dids[2] {
 			return nil, boom
 		}
@@ -364,7 +377,7 @@ func testRefreshRotation(t *testing.T, s store.Store) {
 	}
 }
 
-func updateHandle(s store.Store, did, handle string) error {
+func updateHandle(s store.Store, did syntax.DID, handle syntax.Handle) error {
 	_, err := s.UpdateHandle(ctx, did, handle, nil)
 	return err
 }
