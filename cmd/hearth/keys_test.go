@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"github.com/bluesky-social/indigo/atproto/syntax"
-	"github.com/ipfs/go-cid"
-	"github.com/multiformats/go-multihash"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -18,6 +16,7 @@ import (
 	"github.com/hearth-pds/hearth/keyring"
 	"github.com/hearth-pds/hearth/store"
 	"github.com/hearth-pds/hearth/store/sqlite"
+	"github.com/hearth-pds/hearth/store/storetest"
 )
 
 // TestKeysRotate runs `hearth keys rotate` through a store's life: seal a
@@ -37,7 +36,7 @@ func TestKeysRotate(t *testing.T) {
 		plain[did] = key
 		if _, err := st.CreateAccount(ctx, store.NewAccount{
 			Account:    store.Account{DID: syntax.DID(did), Handle: syntax.Handle(fmt.Sprintf("r%d.test", i)), Email: fmt.Sprintf("r%d@example.com", i), PasswordHash: "x", CreatedAt: time.Now()},
-			SigningKey: key.Bytes(), RootCID: testCID(did), Rev: "2222222222222",
+			SigningKey: key.Bytes(), RootCID: storetest.CIDOf(did), Rev: "2222222222222",
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -132,13 +131,4 @@ func TestKeysRotate(t *testing.T) {
 	if _, err := rotateIn(t.TempDir(), "", a); err == nil || !strings.Contains(err.Error(), "no store at") {
 		t.Errorf("rotate of a directory without a store: %v", err)
 	}
-}
-
-// testCID is a CID made from name, for a store row nothing reads.
-func testCID(name string) cid.Cid {
-	sum, err := multihash.Sum([]byte(name), multihash.SHA2_256, -1)
-	if err != nil {
-		panic(err)
-	}
-	return cid.NewCidV1(cid.DagCBOR, sum)
 }

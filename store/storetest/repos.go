@@ -31,13 +31,13 @@ func testCommits(t *testing.T, s store.Store) {
 	}
 
 	c1 := store.Commit{
-		DID: a.DID, PrevCID: a.RootCID, CID: cidOf("c1"), Rev: "rev2",
-		Blocks: []store.Block{{CID: cidOf("b1"), Content: []byte("one")}},
+		DID: a.DID, PrevCID: a.RootCID, CID: CIDOf("c1"), Rev: "rev2",
+		Blocks: []store.Block{{CID: CIDOf("b1"), Content: []byte("one")}},
 		Puts: []store.RecordRef{
-			{Collection: "app.bsky.feed.post", RKey: "3k2", CID: cidOf("r2")},
-			{Collection: "app.bsky.feed.post", RKey: "3k1", CID: cidOf("r1")},
-			{Collection: "app.bsky.feed.post", RKey: "3k3", CID: cidOf("r3")},
-			{Collection: "app.bsky.actor.profile", RKey: "self", CID: cidOf("p")},
+			{Collection: "app.bsky.feed.post", RKey: "3k2", CID: CIDOf("r2")},
+			{Collection: "app.bsky.feed.post", RKey: "3k1", CID: CIDOf("r1")},
+			{Collection: "app.bsky.feed.post", RKey: "3k3", CID: CIDOf("r3")},
+			{Collection: "app.bsky.actor.profile", RKey: "self", CID: CIDOf("p")},
 		},
 		Events: []store.NewEvent{frameEvent(a.DID, "commit")},
 	}
@@ -47,21 +47,21 @@ func testCommits(t *testing.T, s store.Store) {
 	}
 	// A commit built on the old head is refused and writes nothing.
 	stale := c1
-	stale.CID, stale.Rev, stale.Blocks = cidOf("c-stale"), "rev3", []store.Block{{CID: cidOf("stale"), Content: []byte("x")}}
+	stale.CID, stale.Rev, stale.Blocks = CIDOf("c-stale"), "rev3", []store.Block{{CID: CIDOf("stale"), Content: []byte("x")}}
 	if _, err := s.ApplyCommit(ctx, stale); !errors.Is(err, store.ErrRepoChanged) {
 		t.Errorf("stale commit: got %v, want ErrRepoChanged", err)
 	}
-	if _, err := s.Block(ctx, a.DID, cidOf("stale")); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Block(ctx, a.DID, CIDOf("stale")); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("stale commit left a block: %v", err)
 	}
-	if _, err := s.ApplyCommit(ctx, store.Commit{DID: "did:plc:nobody", PrevCID: cidOf("x"), CID: cidOf("y")}); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.ApplyCommit(ctx, store.Commit{DID: "did:plc:nobody", PrevCID: CIDOf("x"), CID: CIDOf("y")}); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("commit to an unknown repo: %v", err)
 	}
 	root, _ := s.RepoRoot(ctx, a.DID)
-	if root.CID != cidOf("c1") || root.Rev != "rev2" {
+	if root.CID != CIDOf("c1") || root.Rev != "rev2" {
 		t.Errorf("head = %+v", root)
 	}
-	if b, err := s.Block(ctx, a.DID, cidOf("b1")); err != nil || string(b) != "one" {
+	if b, err := s.Block(ctx, a.DID, CIDOf("b1")); err != nil || string(b) != "one" {
 		t.Errorf("Block = %q, %v", b, err)
 	}
 
@@ -82,26 +82,26 @@ func testCommits(t *testing.T, s store.Store) {
 		t.Errorf("Collections = %v", cols)
 	}
 
-	c2 := store.Commit{DID: a.DID, PrevCID: cidOf("c1"), CID: cidOf("c2"), Rev: "rev3",
-		Blocks:   []store.Block{{CID: cidOf("r1b"), Content: []byte("r1b")}, {CID: cidOf("kept"), Content: []byte("k")}},
-		Puts:     []store.RecordRef{{Collection: "app.bsky.feed.post", RKey: "3k1", CID: cidOf("r1b")}},
+	c2 := store.Commit{DID: a.DID, PrevCID: CIDOf("c1"), CID: CIDOf("c2"), Rev: "rev3",
+		Blocks:   []store.Block{{CID: CIDOf("r1b"), Content: []byte("r1b")}, {CID: CIDOf("kept"), Content: []byte("k")}},
+		Puts:     []store.RecordRef{{Collection: "app.bsky.feed.post", RKey: "3k1", CID: CIDOf("r1b")}},
 		Deletes:  []store.RecordRef{{Collection: "app.bsky.feed.post", RKey: "3k2"}},
-		Removed:  []cid.Cid{cidOf("b1")},
-		Released: []cid.Cid{cidOf("r2"), cidOf("p")}}
+		Removed:  []cid.Cid{CIDOf("b1")},
+		Released: []cid.Cid{CIDOf("r2"), CIDOf("p")}}
 	if _, err := s.ApplyCommit(ctx, c2); err != nil {
 		t.Fatal(err)
 	}
-	if r, err := s.Record(ctx, a.DID, "app.bsky.feed.post", "3k1"); err != nil || r.CID != cidOf("r1b") || r.Rev != "rev3" {
+	if r, err := s.Record(ctx, a.DID, "app.bsky.feed.post", "3k1"); err != nil || r.CID != CIDOf("r1b") || r.Rev != "rev3" {
 		t.Errorf("updated record = %+v, %v", r, err)
 	}
 	if _, err := s.Record(ctx, a.DID, "app.bsky.feed.post", "3k2"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("deleted record: %v", err)
 	}
 
-	if _, err := s.Block(ctx, a.DID, cidOf("b1")); !errors.Is(err, store.ErrNotFound) {
+	if _, err := s.Block(ctx, a.DID, CIDOf("b1")); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("removed block kept: %v", err)
 	}
-	if _, err := s.Block(ctx, a.DID, cidOf("r1b")); err != nil {
+	if _, err := s.Block(ctx, a.DID, CIDOf("r1b")); err != nil {
 		t.Errorf("new block missing: %v", err)
 	}
 
@@ -111,7 +111,7 @@ func testCommits(t *testing.T, s store.Store) {
 		t.Errorf("BlocksSince(%s) = %v", a.Rev, since)
 	}
 	repos, err := s.ListRepos(ctx, "", 10)
-	if err != nil || len(repos) != 1 || repos[0].Head != cidOf("c2") || !repos[0].Active {
+	if err != nil || len(repos) != 1 || repos[0].Head != CIDOf("c2") || !repos[0].Active {
 		t.Errorf("ListRepos = %+v, %v", repos, err)
 	}
 }
@@ -181,17 +181,17 @@ func testRecordsSince(t *testing.T, s store.Store) {
 	head := map[syntax.DID]cid.Cid{a.DID: a.RootCID, other.DID: other.RootCID}
 	commit := func(did syntax.DID, rev syntax.TID, puts ...store.RecordRef) {
 		t.Helper()
-		c := store.Commit{DID: did, PrevCID: head[did], CID: cidOf("c" + rev.String() + did.String()), Rev: rev, Puts: puts}
+		c := store.Commit{DID: did, PrevCID: head[did], CID: CIDOf("c" + rev.String() + did.String()), Rev: rev, Puts: puts}
 		if _, err := s.ApplyCommit(ctx, c); err != nil {
 			t.Fatalf("commit %s: %v", rev, err)
 		}
 		head[did] = c.CID
 	}
 	post := func(rkey syntax.RecordKey, name string) store.RecordRef {
-		return store.RecordRef{Collection: "app.bsky.feed.post", RKey: rkey, CID: cidOf(name)}
+		return store.RecordRef{Collection: "app.bsky.feed.post", RKey: rkey, CID: CIDOf(name)}
 	}
 	commit(a.DID, "3m1aaaaaaaaaa", post("3ka", "a1"), post("3kb", "b1"))
-	commit(a.DID, "3m2aaaaaaaaaa", post("3kc", "c1"), store.RecordRef{Collection: "app.bsky.actor.profile", RKey: "self", CID: cidOf("p1")})
+	commit(a.DID, "3m2aaaaaaaaaa", post("3kc", "c1"), store.RecordRef{Collection: "app.bsky.actor.profile", RKey: "self", CID: CIDOf("p1")})
 	commit(a.DID, "3m3aaaaaaaaaa", post("3ka", "a2"))
 	commit(other.DID, "3m4aaaaaaaaaa", post("3kz", "z1"))
 
@@ -199,7 +199,7 @@ func testRecordsSince(t *testing.T, s store.Store) {
 	// what the table lists.
 	names := map[cid.Cid]string{}
 	for _, n := range []string{"a1", "b1", "c1", "p1", "a2", "z1"} {
-		names[cidOf(n)] = n
+		names[CIDOf(n)] = n
 	}
 	keys := func(rs []store.IndexedRecord) []string {
 		var out []string

@@ -45,8 +45,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 
 var ctx = context.Background()
 
-// cidOf is a CID named by text, for checks that only need distinct CIDs.
-func cidOf(name string) cid.Cid {
+// CIDOf is a CID named by text, for checks that only need distinct CIDs.
+func CIDOf(name string) cid.Cid {
 	sum, err := multihash.Sum([]byte(name), multihash.SHA2_256, -1)
 	if err != nil {
 		panic(err)
@@ -62,9 +62,9 @@ func newAccount(n int) store.NewAccount {
 			PasswordHash: "$argon2id$x", CreatedAt: time.Now().UTC().Truncate(time.Millisecond),
 		},
 		SigningKey: []byte{1, 2, 3},
-		RootCID:    cidOf("root" + did.String()),
+		RootCID:    CIDOf("root" + did.String()),
 		Rev:        syntax.TID("3l000000000" + fmt.Sprint(n)),
-		Blocks:     []store.Block{{CID: cidOf("block" + did.String()), Content: []byte("x")}},
+		Blocks:     []store.Block{{CID: CIDOf("block" + did.String()), Content: []byte("x")}},
 	}
 }
 
